@@ -1,0 +1,181 @@
+"""The conditional VAE in the paper's three settings: ``gaussian``, ``sigma`` and ``sigma_flow``."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from .data import check_image_size
+from .flows import RealNVP
+from .losses import (MIN_LOG_SIGMA, flow_prior_log_prob, gaussian_kl, gaussian_log_prob,
+                     gaussian_nll, monte_carlo_kl, sigma_optimal_nll)
+from .nets import Decoder, Encoder, PriorEncoder
+
+MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")
+MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
+                "sigma_flow": "σ-CVAE + Real NVP prior"}
+
+
+class ConfigError(ValueError):
+    """A configuration value of the wrong type or out of range."""
+
+
+@dataclass
+class CVAEConfig:
+    """Everything that fixes a model's architecture; saved with every checkpoint."""
+
+    model: str = "sigma_flow"
+    image_size: int = 32
+    num_attributes: int = 10
+    latent_dim: int = 32
+    base_channels: int = 32
+    prior_channels: int = 16
+    flow_layers: int = 4
+    flow_hidden: int = 128
+    flow_scale_bound: float = 3.0
+    min_log_sigma: float = MIN_LOG_SIGMA
+
+    def __post_init__(self):
+        for field in fields(self):
+            value = getattr(self, field.name)
+            expected = float if field.type == "float" else (int if field.type == "int" else str)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, field.name, value)
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise ConfigError(f"CVAEConfig.{field.name} must be {expected.__name__}, got "
+                                  f"{type(value).__name__} {value!r}")
+        if self.model not in MODEL_NAMES:
+            raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODEL_NAMES)}")
+        check_image_size(self.image_size)
+        for name in ("num_attributes", "latent_dim", "base_channels", "prior_channels",
+                     "flow_layers", "flow_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"CVAEConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.model == "sigma_flow" and self.latent_dim < 2:
+            raise ConfigError("the flow prior splits z in halves: use latent_dim >= 2")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CVAE(nn.Module):
+    """q(z|x,y), p(x|z,y) and the prior: N(0, I) or, for ``sigma_flow``, the Real NVP prior."""
+
+    def __init__(self, config: CVAEConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = Encoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
+        self.decoder = Decoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
+        if c.model == "sigma_flow":
+            self.prior_encoder = PriorEncoder(c.num_attributes, c.latent_dim, c.prior_channels)
+            self.flow = RealNVP(c.latent_dim, c.flow_layers, c.flow_hidden, c.flow_scale_bound)
+        # log σ of the decoder at evaluation: 0 for `gaussian`; for σ-models the training loop
+        # stores the σ* of the training set here (DESIGN §3), so likelihoods use a fixed σ.
+        self.register_buffer("decoder_log_sigma", torch.zeros(()))
+
+    @property
+    def learns_sigma(self) -> bool:
+        return self.config.model != "gaussian"
+
+    @property
+    def has_flow_prior(self) -> bool:
+        return self.config.model == "sigma_flow"
+
+    def _check_inputs(self, x: Tensor | None, y: Tensor):
+        c = self.config
+        if not isinstance(y, Tensor):
+            raise TypeError(f"attributes y must be a tensor [batch, {c.num_attributes}], "
+                            f"got {type(y).__name__}")
+        if y.ndim != 2 or y.shape[1] != c.num_attributes:
+            raise ValueError(f"attributes y must have shape [batch, {c.num_attributes}], got "
+                             f"{tuple(y.shape)}")
+        if x is not None:
+            expected = (3, c.image_size, c.image_size)
+            if not isinstance(x, Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
+                shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+                raise ValueError(f"images x must have shape [batch, {', '.join(map(str, expected))}]"
+                                 f", got {shape}")
+            if not x.is_floating_point():
+                raise TypeError(f"images x must be float in [0, 1], got {x.dtype}; "
+                                f"use cvae_tutorial.data.to_float")
+            if len(x) != len(y):
+                raise ValueError(f"{len(x)} images but {len(y)} attribute vectors")
+
+    def encode(self, x: Tensor, y: Tensor):
+        """(mu_q, log_sigma_q) of q(z|x,y)."""
+        self._check_inputs(x, y)
+        return self.encoder(x, y)
+
+    def decode(self, z: Tensor, y: Tensor) -> Tensor:
+        """Decoder means x̂ in [0, 1]."""
+        return self.decoder(z, y)
+
+    def prior_params(self, y: Tensor):
+        """(mu_p, log_sigma_p) of the base Gaussian of the prior: learned from y, or N(0, I)."""
+        if self.has_flow_prior:
+            return self.prior_encoder(y)
+        zeros = y.new_zeros(len(y), self.config.latent_dim)
+        return zeros, zeros
+
+    def prior_log_prob(self, z: Tensor, y: Tensor) -> Tensor:
+        """log p(z|y)."""
+        mu_p, log_sigma_p = self.prior_params(y)
+        if self.has_flow_prior:
+            return flow_prior_log_prob(z, self.flow, mu_p, log_sigma_p)
+        return gaussian_log_prob(z, mu_p, log_sigma_p)
+
+    def kl(self, z: Tensor, mu_q: Tensor, log_sigma_q: Tensor, y: Tensor) -> Tensor:
+        """KL(q(z|x,y) || p(z|y)): closed form for N(0, I), one-sample Monte Carlo for the flow."""
+        if self.has_flow_prior:
+            return monte_carlo_kl(z, mu_q, log_sigma_q, self.prior_log_prob(z, y))
+        return gaussian_kl(mu_q, log_sigma_q)
+
+    def reconstruction_nll(self, x: Tensor, x_hat: Tensor, fixed_sigma: bool = False):
+        """(-log p(x|z,y) per image, log σ used).
+
+        σ = 1 for ``gaussian``. σ-models use the batch σ* in training and, with ``fixed_sigma``,
+        the stored training-set σ* (``decoder_log_sigma``) so that test likelihoods are honest.
+        """
+        if self.learns_sigma and not fixed_sigma:
+            return sigma_optimal_nll(x, x_hat, self.config.min_log_sigma)
+        return gaussian_nll(x, x_hat, self.decoder_log_sigma), self.decoder_log_sigma
+
+    def loss_terms(self, x: Tensor, y: Tensor, fixed_sigma: bool = False) -> dict:
+        """Negative ELBO and its parts, averaged over the batch (nats per image)."""
+        mu_q, log_sigma_q = self.encode(x, y)
+        z = mu_q + torch.exp(log_sigma_q) * torch.randn_like(mu_q)
+        x_hat = self.decode(z, y)
+        recon, log_sigma = self.reconstruction_nll(x, x_hat, fixed_sigma)
+        kl = self.kl(z, mu_q, log_sigma_q, y)
+        return {"loss": (recon + kl).mean(), "recon": recon.mean(), "kl": kl.mean(),
+                "log_sigma": log_sigma.detach(),
+                "mse": ((x - x_hat) ** 2).mean().detach()}
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Tensor) -> Tensor:
+        """Decoder mean at the posterior mean."""
+        mu_q, _ = self.encode(x, y)
+        return self.decode(mu_q, y)
+
+    @torch.no_grad()
+    def sample_latents(self, y: Tensor, paper_shortcut: bool = False,
+                       generator: torch.Generator | None = None,
+                       temperature: float = 1.0) -> Tensor:
+        """z ~ p(z|y). With the flow prior z = f⁻¹(mu_p + sigma_p ε), the correct sampler;
+        ``paper_shortcut=True`` skips f⁻¹ as the paper's §3.3 does (wrong unless f = identity)."""
+        self._check_inputs(None, y)
+        mu_p, log_sigma_p = self.prior_params(y)
+        eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
+        u = mu_p + torch.exp(log_sigma_p) * eps * temperature
+        if self.has_flow_prior and not paper_shortcut:
+            u, _ = self.flow.inverse(u)
+        return u
+
+    @torch.no_grad()
+    def sample(self, y: Tensor, paper_shortcut: bool = False,
+               generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
+        """Decoder means x̂ in [0, 1] for z ~ p(z|y), one image per row of ``y``."""
+        return self.decode(self.sample_latents(y, paper_shortcut, generator, temperature), y)

@@ -1,0 +1,441 @@
+"""Image-attribute datasets: the embedded procedural faces and CelebA.
+
+Every dataset ends up as :class:`AttributeImages`: a uint8 image tensor ``[N, 3, H, W]`` plus a
+``{0, 1}`` label tensor ``[N, A]`` and the attribute names. Training indexes these tensors directly
+(no per-image decoding in the loop); CelebA JPEGs are decoded once into a memory-mapped cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
+    "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
+    "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
+    "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
+CELEBA_CROP = 148  # the usual centre crop of the 178x218 aligned faces before resizing
+
+# The embedded faces carry these CelebA attributes (a subset, same names and meaning).
+FACE_ATTRIBUTES = (
+    "Male", "Smiling", "Eyeglasses", "Wearing_Hat", "Blond_Hair", "Black_Hair", "Bangs",
+    "Wearing_Lipstick", "Pale_Skin", "Mustache",
+)
+EMBEDDED_SPLIT_SIZES = {"train": 8192, "valid": 1024, "test": 2048}
+_SPLIT_OFFSET = {"train": 0, "valid": 10_000_000, "test": 20_000_000}  # disjoint index ranges
+
+
+class DataError(ValueError):
+    """Bad data input: the message says what was wrong and how to fix it."""
+
+
+def check_image_size(image_size: int) -> int:
+    """The networks halve the image four times, so the side must be a positive multiple of 16."""
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
+        raise TypeError(f"image_size must be an int, got {type(image_size).__name__} {image_size!r}")
+    if image_size < 16 or image_size % 16:
+        raise DataError(f"image_size={image_size} is not supported: the encoder halves the image "
+                        f"4 times, so use a multiple of 16 such as 32 or 64")
+    return int(image_size)
+
+
+@dataclass
+class AttributeImages(torch.utils.data.Dataset):
+    """Images with binary attributes: ``images`` uint8 [N, 3, H, W], ``labels`` float {0,1} [N, A]."""
+
+    images: Tensor
+    labels: Tensor
+    attribute_names: tuple
+
+    def __post_init__(self):
+        self.attribute_names = tuple(self.attribute_names)
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise DataError(f"images must be a uint8 tensor [N, 3, H, W], got {self.images.dtype} "
+                            f"{tuple(self.images.shape)}; convert with as_attribute_images()")
+        if self.images.shape[2] != self.images.shape[3]:
+            raise DataError(f"images must be square, got {tuple(self.images.shape[2:])}")
+        check_image_size(self.images.shape[-1])
+        if self.labels.ndim != 2 or len(self.labels) != len(self.images):
+            raise DataError(f"labels must be [N, A] with N={len(self.images)} rows, got "
+                            f"{tuple(self.labels.shape)}")
+        if self.labels.shape[1] != len(self.attribute_names):
+            raise DataError(f"{self.labels.shape[1]} label columns but {len(self.attribute_names)} "
+                            f"attribute names")
+        self.labels = self.labels.float()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def num_attributes(self) -> int:
+        return self.labels.shape[1]
+
+    def select_attributes(self, names: Sequence[str]) -> "AttributeImages":
+        """Keep only the named attributes, in the given order."""
+        columns = attribute_indices(names, self.attribute_names)
+        return AttributeImages(self.images, self.labels[:, columns], tuple(names))
+
+    def subset(self, count: int) -> "AttributeImages":
+        """The first ``count`` images (all of them if there are fewer)."""
+        return AttributeImages(self.images[:count], self.labels[:count], self.attribute_names)
+
+    def attribute_vector(self, **values: int) -> Tensor:
+        """A label vector with the named attributes set, e.g. ``attribute_vector(Smiling=1)``."""
+        vector = torch.zeros(self.num_attributes)
+        for name, value in values.items():
+            vector[attribute_indices([name], self.attribute_names)[0]] = float(value)
+        return vector
+
+
+def attribute_indices(names: Sequence[str], valid_names: Sequence[str]) -> list:
+    """Column indices of ``names``; an unknown name is an error listing the valid ones."""
+    if isinstance(names, str):
+        raise TypeError(f"attribute names must be a list of strings, got the string {names!r}; "
+                        f"write [{names!r}]")
+    unknown = [name for name in names if name not in valid_names]
+    if unknown:
+        raise DataError(f"unknown attribute name(s) {unknown}; valid names are: "
+                        f"{', '.join(valid_names)}")
+    return [list(valid_names).index(name) for name in names]
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [0, 1]."""
+    return images.float().div_(255)
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """float [0, 1] -> uint8, rounding as image files do (FID compares quantised images)."""
+    return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def as_attribute_images(dataset, attribute_names: Sequence[str] | None = None,
+                        batch_size: int = 256, num_workers: int = 0) -> AttributeImages:
+    """Any map-style dataset of ``(image, labels)`` as :class:`AttributeImages`.
+
+    Images may be uint8 [3, H, W] or float in [0, 1]; labels a {0,1} (or {-1,1}) vector.
+    Reads the dataset once, with a progress bar, so training never decodes again.
+    """
+    if isinstance(dataset, AttributeImages):
+        return dataset
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    images, labels = [], []
+    for image_batch, label_batch in tqdm(loader, desc="reading dataset", leave=False):
+        if image_batch.is_floating_point():
+            image_batch = to_uint8(image_batch)
+        images.append(image_batch)
+        labels.append(torch.as_tensor(label_batch).float())
+    labels = torch.cat(labels)
+    if (labels < 0).any():
+        labels = (labels > 0).float()  # {-1, 1} -> {0, 1}
+    names = attribute_names or tuple(f"attribute_{i}" for i in range(labels.shape[1]))
+    return AttributeImages(torch.cat(images), labels, tuple(names))
+
+
+# ----------------------------------------------------------------------------------------------
+# Embedded procedural faces
+# ----------------------------------------------------------------------------------------------
+def _face_parameters(seed: int, index: int) -> tuple:
+    """Attributes and nuisances of one face, drawn from a generator keyed by (seed, index)."""
+    rng = np.random.default_rng([seed, index])
+    male = rng.random() < 0.45
+    hair = rng.choice(3, p=[0.2, 0.3, 0.5])  # blond, black, other: exclusive as in CelebA
+    attributes = {
+        "Male": male,
+        "Smiling": rng.random() < 0.5,
+        "Eyeglasses": rng.random() < (0.2 if male else 0.08),
+        "Wearing_Hat": rng.random() < 0.1,
+        "Blond_Hair": hair == 0,
+        "Black_Hair": hair == 1,
+        "Bangs": rng.random() < (0.1 if male else 0.3),
+        "Wearing_Lipstick": rng.random() < (0.03 if male else 0.7),
+        "Pale_Skin": rng.random() < 0.1,
+        "Mustache": male and rng.random() < 0.35,
+    }
+    nuisance = np.concatenate([
+        rng.normal(0, 0.05, 2),          # face centre offset
+        rng.normal(1.3, 0.08, 1),        # face scale
+        rng.uniform(0, 1, 3),            # background colour
+        rng.uniform(-1, 1, 1),           # background gradient direction
+        rng.uniform(0.35, 0.85, 1),      # skin tone
+        rng.uniform(0, 1, 3),            # other-hair colour, hat colour, glasses darkness
+        rng.integers(0, 2**24, 1),       # pixel-noise seed (exact in float32)
+    ])
+    return [float(attributes[name]) for name in FACE_ATTRIBUTES], nuisance.astype(np.float32)
+
+
+def render_faces(labels: Tensor, nuisance: Tensor, image_size: int) -> Tensor:
+    """Draw faces with the given attributes (columns of FACE_ATTRIBUTES) and nuisances.
+
+    Resolution-independent: shapes are signed distances on a [-1, 1]^2 grid, edges anti-aliased.
+    Returns uint8 [B, 3, S, S].
+    """
+    check_image_size(image_size)
+    batch = len(labels)
+    a = {name: labels[:, i].view(batch, 1, 1) for i, name in enumerate(FACE_ATTRIBUTES)}
+    p = nuisance.view(batch, -1, 1, 1).unbind(1)
+    (dx, dy, scale, bg_r, bg_g, bg_b, bg_dir, skin, hair_tone, hat_tone, glass_tone, noise_seed) = p
+    coords = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size * 2 - 1
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    x = (x - dx) / scale
+    y = (y - dy) / scale
+    edge = image_size / 2  # sharpness: edges about one pixel wide at any size
+
+    def inside(distance):  # negative inside the shape
+        return torch.sigmoid(-distance * edge)
+
+    def ellipse(cx, cy, rx, ry):
+        return inside((torch.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2) - 1) * torch.minimum(
+            torch.as_tensor(rx), torch.as_tensor(ry)))
+
+    def paint(canvas, mask, colour):
+        colour = torch.stack([torch.as_tensor(c).expand(batch, 1, 1) for c in colour], 1)
+        return canvas * (1 - mask.unsqueeze(1)) + colour * mask.unsqueeze(1)
+
+    t = (y.expand(batch, -1, -1) * bg_dir + 1) / 2  # background gradient
+    canvas = torch.stack([bg_r * (0.6 + 0.4 * t), bg_g * (0.6 + 0.4 * t), bg_b * (0.6 + 0.4 * t)], 1)
+
+    hair_colour = [torch.where(a["Blond_Hair"] > 0, 0.95, torch.where(a["Black_Hair"] > 0, 0.08,
+                                                                      0.25 + 0.35 * hair_tone)),
+                   torch.where(a["Blond_Hair"] > 0, 0.8, torch.where(a["Black_Hair"] > 0, 0.06,
+                                                                     0.15 + 0.2 * hair_tone)),
+                   torch.where(a["Blond_Hair"] > 0, 0.35, torch.where(a["Black_Hair"] > 0, 0.06,
+                                                                      0.08 + 0.1 * hair_tone))]
+    male = a["Male"]
+    # hair behind the head: long (to the shoulders) for women, short for men
+    long_hair = ellipse(0.0, 0.15, 0.62, 0.78) * (1 - male)
+    short_hair = ellipse(0.0, -0.12, 0.56, 0.6) * male
+    canvas = paint(canvas, torch.maximum(long_hair, short_hair), hair_colour)
+
+    skin = torch.where(a["Pale_Skin"] > 0, 0.97, skin)
+    skin_colour = [skin, skin * 0.82, skin * 0.7]
+    face = ellipse(0.0, 0.05, 0.42 + 0.04 * male, 0.55)
+    canvas = paint(canvas, face, skin_colour)
+
+    bangs = a["Bangs"] * ellipse(0.0, -0.42, 0.42, 0.2) * inside(y + 0.3)
+    canvas = paint(canvas, bangs, hair_colour)
+
+    for side in (-1, 1):
+        canvas = paint(canvas, ellipse(0.17 * side, -0.08, 0.06, 0.045), [0.1, 0.1, 0.15])
+        ring = inside(torch.abs(torch.sqrt((x - 0.17 * side) ** 2 + (y + 0.08) ** 2) - 0.12) - 0.025)
+        glasses = 0.1 + 0.3 * glass_tone
+        canvas = paint(canvas, ring * a["Eyeglasses"], [glasses, glasses, glasses])
+    bridge = inside(torch.maximum(torch.abs(x) - 0.06, torch.abs(y + 0.08) - 0.02))
+    canvas = paint(canvas, bridge * a["Eyeglasses"], [glasses, glasses, glasses])
+
+    # mouth: a wide upward arc when smiling, a short straight line otherwise
+    smile = a["Smiling"]
+    half_width = 0.12 + 0.08 * smile
+    mouth_y = 0.3 + smile * 0.08 * (1 - (x / half_width) ** 2).clamp(min=0)
+    thickness = 0.03 + 0.02 * a["Wearing_Lipstick"]
+    mouth = inside(torch.maximum(torch.abs(y - mouth_y) - thickness, torch.abs(x) - half_width))
+    lips = a["Wearing_Lipstick"]
+    canvas = paint(canvas, mouth, [0.45 + 0.4 * lips, 0.2 - 0.1 * lips, 0.2 - 0.05 * lips])
+
+    mustache = a["Mustache"] * inside(torch.maximum(torch.abs(y - 0.22) - 0.035,
+                                                    torch.abs(x) - 0.17))
+    canvas = paint(canvas, mustache, [c * 0.8 for c in hair_colour])
+
+    hat = a["Wearing_Hat"] * torch.maximum(ellipse(0.0, -0.5, 0.45, 0.3) * inside(y + 0.38),
+                                           inside(torch.maximum(torch.abs(y + 0.4) - 0.05,
+                                                                torch.abs(x) - 0.62)))
+    hat_colour = [0.2 + 0.7 * hat_tone, 0.2 + 0.5 * (1 - hat_tone), 0.6 * hat_tone]
+    canvas = paint(canvas, hat, hat_colour)
+
+    # pixel noise: deterministic per face
+    noise = torch.stack([torch.randn(canvas.shape[1:],
+                                     generator=torch.Generator().manual_seed(int(seed)))
+                         for seed in noise_seed.flatten().tolist()])
+    canvas = canvas + 0.02 * noise
+    return to_uint8(canvas)
+
+
+def embedded_faces(split: str = "train", image_size: int = 32, num_images: int | None = None,
+                   seed: int = 0, attributes: Sequence[str] | None = None,
+                   batch_size: int = 512) -> AttributeImages:
+    """The embedded procedural attribute-faces dataset (DESIGN §5): no files, no network.
+
+    Image ``i`` of a split depends only on (seed, split, i). ``attributes`` picks columns by name.
+    """
+    if split not in EMBEDDED_SPLIT_SIZES:
+        raise DataError(f"unknown split {split!r}; use one of {sorted(EMBEDDED_SPLIT_SIZES)}")
+    check_image_size(image_size)
+    count = EMBEDDED_SPLIT_SIZES[split] if num_images is None else int(num_images)
+    if count < 1:
+        raise DataError(f"num_images must be at least 1, got {num_images}")
+    labels, nuisances = zip(*(_face_parameters(seed, _SPLIT_OFFSET[split] + i)
+                              for i in range(count)))
+    labels = torch.tensor(np.array(labels), dtype=torch.float32)
+    nuisances = torch.from_numpy(np.stack(nuisances))
+    images = torch.cat([render_faces(labels[i:i + batch_size], nuisances[i:i + batch_size],
+                                     image_size) for i in range(0, count, batch_size)])
+    data = AttributeImages(images, labels, FACE_ATTRIBUTES)
+    return data.select_attributes(attributes) if attributes is not None else data
+
+
+# ----------------------------------------------------------------------------------------------
+# CelebA
+# ----------------------------------------------------------------------------------------------
+CELEBA_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba")
+
+
+def celeba_folder(root: str | os.PathLike) -> Path:
+    """``root/celeba`` after checking that the files torchvision's layout needs are there."""
+    folder = Path(root).expanduser() / "celeba"
+    missing = [str(folder / name) for name in CELEBA_FILES if not (folder / name).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"CelebA is incomplete: missing {', '.join(missing)}. Expected torchvision's layout "
+            f"{folder}/img_align_celeba/*.jpg, {folder}/list_attr_celeba.txt and "
+            f"{folder}/list_eval_partition.txt; download with "
+            f"cvae_tutorial.data.download_celeba({str(root)!r}) or by hand from the CelebA page")
+    return folder
+
+
+def download_celeba(root: str | os.PathLike) -> Path:
+    """Fetch CelebA with torchvision (needs the internet; Google Drive often rate-limits)."""
+    import torchvision
+
+    torchvision.datasets.CelebA(str(root), split="all", target_type="attr", download=True)
+    return celeba_folder(root)
+
+
+def read_celeba_annotations(root: str | os.PathLike, split: str = "train"):
+    """File names, {0,1} labels [N, 40] and attribute names of one official split."""
+    if split not in CELEBA_SPLITS and split != "all":
+        raise DataError(f"unknown split {split!r}; use one of {sorted(CELEBA_SPLITS)} or 'all'")
+    folder = celeba_folder(root)
+    lines = (folder / "list_attr_celeba.txt").read_text().splitlines()
+    names = tuple(lines[1].split())
+    rows = [line.split() for line in lines[2:] if line.strip()]
+    if not rows or any(len(row) != len(names) + 1 for row in rows):
+        raise DataError(f"{folder / 'list_attr_celeba.txt'} is malformed: expected a count line, "
+                        f"a line of {len(names)} attribute names, then one line per image")
+    labels = {row[0]: [int(v) > 0 for v in row[1:]] for row in rows}
+    partition = dict(line.split() for line in
+                     (folder / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    wanted = set(CELEBA_SPLITS.values()) if split == "all" else {CELEBA_SPLITS[split]}
+    files = sorted(name for name, part in partition.items() if int(part) in wanted)
+    missing_labels = [name for name in files if name not in labels]
+    if missing_labels:
+        raise DataError(f"{len(missing_labels)} images of list_eval_partition.txt have no row in "
+                        f"list_attr_celeba.txt (first: {missing_labels[0]})")
+    return files, torch.tensor([labels[name] for name in files], dtype=torch.float32), names
+
+
+class CelebAJPEGs(torch.utils.data.Dataset):
+    """The per-image pipeline: decode one JPEG, centre-crop 148, resize. Slow; feeds the cache."""
+
+    def __init__(self, root, split="train", image_size=64, crop=CELEBA_CROP):
+        import torchvision.transforms.v2 as T
+
+        self.files, self.labels, self.attribute_names = read_celeba_annotations(root, split)
+        self.folder = celeba_folder(root) / "img_align_celeba"
+        self.transform = T.Compose([T.CenterCrop(crop),
+                                    T.Resize(check_image_size(image_size), antialias=True)])
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.folder / self.files[index]
+        if not path.exists():
+            raise FileNotFoundError(f"CelebA image {path} is listed in list_eval_partition.txt "
+                                    f"but missing; re-extract img_align_celeba")
+        try:
+            with Image.open(path) as image:
+                tensor = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"CelebA image {path} cannot be decoded ({error}); "
+                            f"re-download or delete it from the lists") from error
+        return self.transform(tensor).contiguous(), self.labels[index]
+
+
+def _cache_key(folder: Path, split: str, image_size: int, crop: int, files) -> str:
+    listing = hashlib.sha1("\n".join(files).encode()).hexdigest()[:12]
+    return f"celeba_{split}_{image_size}px_crop{crop}_{len(files)}_{listing}"
+
+
+def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int = 64,
+                attributes: Sequence[str] | None = None, cache_dir: str | os.PathLike | None = None,
+                num_workers: int = 0, crop: int = CELEBA_CROP) -> AttributeImages:
+    """CelebA as :class:`AttributeImages`, decoded once into a memory-mapped uint8 cache.
+
+    The cache (``root/celeba/cache`` unless ``cache_dir``) is keyed by split, size, crop and the
+    file list, so a stale cache is never used; building it again is a no-op.
+    """
+    jpegs = CelebAJPEGs(root, split, image_size, crop)
+    folder = Path(cache_dir) if cache_dir else celeba_folder(root) / "cache"
+    key = _cache_key(folder, split, image_size, crop, jpegs.files)
+    images = build_image_cache(jpegs, folder / f"{key}.uint8", num_workers=num_workers)
+    data = AttributeImages(images, jpegs.labels, jpegs.attribute_names)
+    return data.select_attributes(attributes) if attributes is not None else data
+
+
+def build_image_cache(dataset, path: str | os.PathLike, num_workers: int = 0,
+                      batch_size: int = 256) -> Tensor:
+    """Decode a dataset of (uint8 image, label) once into ``path``; memory-map it afterwards.
+
+    The file is written under a temporary name and renamed when complete, with a JSON sidecar
+    giving its shape, so an interrupted build is redone and a finished one is reused.
+    """
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists():
+        shape = json.loads(meta_path.read_text())["shape"]
+        return torch.from_file(str(path), shared=False, size=math.prod(shape),
+                               dtype=torch.uint8).view(shape)
+    first, _ = dataset[0]
+    shape = [len(dataset), *first.shape]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    images = torch.from_file(str(partial), shared=True, size=math.prod(shape),
+                             dtype=torch.uint8).view(shape)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    start = 0
+    for batch, _ in tqdm(loader, desc=f"caching {path.name}", unit="batch"):
+        images[start:start + len(batch)] = batch
+        start += len(batch)
+    del images
+    os.replace(partial, path)
+    meta_path.write_text(json.dumps({"shape": shape}))
+    return build_image_cache(dataset, path)
+
+
+def load_dataset(name: str = "embedded", split: str = "train", image_size: int = 32,
+                 data_dir: str | os.PathLike | None = None,
+                 attributes: Sequence[str] | None = None, num_images: int | None = None,
+                 seed: int = 0, num_workers: int = 0) -> AttributeImages:
+    """One entry point for the notebooks: ``name`` is 'embedded' or 'celeba'."""
+    if name == "embedded":
+        return embedded_faces(split, image_size, num_images, seed, attributes)
+    if name == "celeba":
+        if data_dir is None:
+            raise DataError("dataset 'celeba' needs data_dir, the folder that holds celeba/")
+        data = load_celeba(data_dir, split, image_size, attributes, num_workers=num_workers)
+        return data.subset(num_images) if num_images is not None else data
+    raise DataError(f"unknown dataset {name!r}; use 'embedded' or 'celeba'")

@@ -1,0 +1,75 @@
+"""The three networks of the paper's §3.1: encoder q(z|x,y), prior encoder p(z|y), decoder p(x|z,y)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .data import check_image_size
+
+NUM_DOWNSAMPLINGS = 4  # four stride-2 convolutions: the image side must divide by 16
+
+
+def _channels(base_channels: int) -> list:
+    return [base_channels * 2**i for i in range(NUM_DOWNSAMPLINGS)]
+
+
+class Encoder(nn.Module):
+    """q(z|x,y): the labels enter as A constant image channels; returns (mu, log_sigma)."""
+
+    def __init__(self, image_size: int, num_attributes: int, latent_dim: int,
+                 base_channels: int = 32):
+        super().__init__()
+        side = check_image_size(image_size) // 2**NUM_DOWNSAMPLINGS
+        layers, in_channels = [], 3 + num_attributes
+        for out_channels in _channels(base_channels):
+            layers += [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1),
+                       nn.LeakyReLU(0.2)]
+            in_channels = out_channels
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(in_channels * side * side, 2 * latent_dim)
+
+    def forward(self, x: Tensor, y: Tensor):
+        label_maps = y[:, :, None, None].expand(-1, -1, *x.shape[2:]).to(x.dtype)
+        h = self.convs(torch.cat([x, label_maps], 1))
+        mu, log_sigma = self.head(h).chunk(2, dim=1)
+        return mu, log_sigma
+
+
+class PriorEncoder(nn.Module):
+    """p(z|y) base Gaussian: two Conv1d over the attribute vector, then a Linear."""
+
+    def __init__(self, num_attributes: int, latent_dim: int, channels: int = 16):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv1d(1, channels, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2), nn.Flatten())
+        self.head = nn.Linear(channels * num_attributes, 2 * latent_dim)
+        nn.init.zeros_(self.head.weight)  # start at N(0, I), the unconditional prior
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, y: Tensor):
+        mu, log_sigma = self.head(self.convs(y.unsqueeze(1))).chunk(2, dim=1)
+        return mu, log_sigma
+
+
+class Decoder(nn.Module):
+    """p(x|z,y): a Linear from [z, y], four stride-2 transposed convolutions, sigmoid means."""
+
+    def __init__(self, image_size: int, num_attributes: int, latent_dim: int,
+                 base_channels: int = 32):
+        super().__init__()
+        self.side = check_image_size(image_size) // 2**NUM_DOWNSAMPLINGS
+        channels = _channels(base_channels)[::-1]
+        self.channels = channels[0]
+        self.head = nn.Sequential(
+            nn.Linear(latent_dim + num_attributes, channels[0] * self.side**2), nn.LeakyReLU(0.2))
+        layers = []
+        for in_channels, out_channels in zip(channels, channels[1:] + [3]):
+            layers += [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1),
+                       nn.LeakyReLU(0.2)]
+        layers[-1] = nn.Sigmoid()  # pixel means in [0, 1]
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        h = self.head(torch.cat([z, y.to(z.dtype)], 1))
+        return self.deconvs(h.view(-1, self.channels, self.side, self.side))

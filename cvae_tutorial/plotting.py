@@ -1,0 +1,49 @@
+"""Figures the chapters share: image grids (torchvision's make_grid) and training curves."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+from torchvision.utils import make_grid
+
+
+def show_images(images: torch.Tensor, title: str = "", nrow: int = 8, ax=None, padding: int = 2):
+    """Show a batch (float [0, 1] or uint8, [B, 3, H, W]) as one grid on ``ax``."""
+    if images.dtype == torch.uint8:
+        images = images.float() / 255
+    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(12, 1.2 * nrow), 1.2 * len(images) / nrow + 0.6))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_title(title)
+    ax.axis("off")
+    return ax
+
+
+def show_rows(rows: dict, title: str = "", nrow: int = 8):
+    """One grid per named row, stacked vertically with the name as each grid's title."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(min(12, 1.2 * nrow), 1.5 * len(rows) + 0.5),
+                             squeeze=False)
+    for ax, (name, images) in zip(axes[:, 0], rows.items()):
+        show_images(images, name, nrow=nrow, ax=ax)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histories(histories: dict, keys=("train_loss", "test_neg_elbo"), title: str = "",
+                   ylabel: str = "nats per image"):
+    """Curves of ``keys`` per epoch for each named history (a list of per-epoch dicts)."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, history in histories.items():
+            ax.plot([row["epoch"] for row in history], [row[key] for row in history], marker="o",
+                    label=name)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel if key != "log_sigma" else "log σ*")
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

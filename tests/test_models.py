@@ -1,0 +1,103 @@
+"""The three CVAEs: training lowers the loss, sampling behaves, inputs are checked."""
+import pytest
+import torch
+
+from cvae_tutorial import CVAE, MODEL_NAMES, CVAEConfig, ConfigError, TrainConfig, train
+from cvae_tutorial.data import to_float
+
+
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
+def test_a_few_hundred_steps_lower_the_loss(model_name, faces32):
+    train_data, test_data = faces32
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model=model_name, image_size=32, num_attributes=10, latent_dim=16))
+    x, y = to_float(test_data.images[:256]), test_data.labels[:256]
+    with torch.no_grad():
+        torch.manual_seed(1)
+        before = model.loss_terms(x, y)["loss"].item()
+    history = train(model, train_data, test_data,
+                    TrainConfig(epochs=13, batch_size=64, lr=2e-3, device="cpu"), progress=False)  # 208 steps
+    with torch.no_grad():
+        torch.manual_seed(1)
+        after = model.loss_terms(x, y)["loss"].item()
+    # "clearly": the loss falls by a large margin (gaussian is ~P/2 log 2π + MSE/2-dominated)
+    drop = before - after
+    assert drop > (10 if model_name == "gaussian" else 500), (before, after)
+    assert history[-1]["test_neg_elbo"] < history[0]["test_neg_elbo"]
+    if model.learns_sigma:
+        assert history[-1]["log_sigma"] < history[0]["log_sigma"] < 0
+    # the trained decoder reads the labels: toggling Smiling changes the mouth
+    smiling = test_data.labels[:64].clone()
+    smiling[:, train_data.attribute_names.index("Smiling")] = 1
+    neutral = smiling.clone()
+    neutral[:, train_data.attribute_names.index("Smiling")] = 0
+    a = model.sample(smiling, generator=torch.Generator().manual_seed(0))
+    b = model.sample(neutral, generator=torch.Generator().manual_seed(0))
+    assert (a - b).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
+@pytest.mark.parametrize("image_size,num_attributes", [(16, 1), (32, 40), (48, 3)])
+def test_any_size_divisible_by_16_and_any_number_of_attributes(model_name, image_size,
+                                                             num_attributes):
+    model = CVAE(CVAEConfig(model=model_name, image_size=image_size,
+                            num_attributes=num_attributes, latent_dim=4, base_channels=8))
+    x = torch.rand(3, 3, image_size, image_size)
+    y = torch.randint(0, 2, (3, num_attributes)).float()
+    terms = model.loss_terms(x, y)
+    assert torch.isfinite(terms["loss"])
+    terms["loss"].backward()
+    assert model.reconstruct(x, y).shape == x.shape
+    samples = model.sample(y)
+    assert samples.shape == x.shape
+    assert samples.min() >= 0 and samples.max() <= 1
+
+
+def test_different_attributes_give_different_samples():
+    from test_flows import randomised
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma_flow", image_size=32, num_attributes=10, latent_dim=8))
+    randomised(model.prior_encoder.head, scale=0.3)  # make p(z|y) depend on y
+    y0, y1 = torch.zeros(4, 10), torch.ones(4, 10)
+    a = model.sample(y0, generator=torch.Generator().manual_seed(3))
+    b = model.sample(y1, generator=torch.Generator().manual_seed(3))
+    c = model.sample(y0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, c)  # same noise, same labels: same images
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_flow_sampler_inverts_the_flow_and_the_paper_shortcut_does_not():
+    from test_flows import randomised
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma_flow", image_size=16, num_attributes=3, latent_dim=4))
+    randomised(model.flow, scale=0.1)
+    model.double()
+    y = torch.randint(0, 2, (512, 3)).double()
+    z = model.sample_latents(y, generator=torch.Generator().manual_seed(0))
+    shortcut = model.sample_latents(y, paper_shortcut=True, generator=torch.Generator().manual_seed(0))
+    # f(z) is the base sample mu_p + sigma_p * eps, which the shortcut returns directly
+    torch.testing.assert_close(model.flow(z)[0], shortcut)
+    assert (z - shortcut).abs().mean() > 0.05
+
+
+def test_gaussian_and_sigma_priors_ignore_the_labels():
+    model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=3, latent_dim=4))
+    z = torch.randn(5, 4)
+    torch.testing.assert_close(model.prior_log_prob(z, torch.zeros(5, 3)),
+                               model.prior_log_prob(z, torch.ones(5, 3)))
+
+
+def test_bad_model_inputs_are_clear_errors():
+    with pytest.raises(ConfigError, match="unknown model 'flow'; use one of gaussian, sigma"):
+        CVAEConfig(model="flow")
+    with pytest.raises(ConfigError, match="latent_dim must be int, got str"):
+        CVAEConfig(latent_dim="32")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        CVAEConfig(image_size=40)
+    model = CVAE(CVAEConfig(image_size=16, num_attributes=3, latent_dim=4))
+    with pytest.raises(ValueError, match=r"shape \[batch, 3\]"):
+        model.sample(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"images x must have shape \[batch, 3, 16, 16\]"):
+        model.loss_terms(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="float in"):
+        model.loss_terms(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), torch.zeros(2, 3))
