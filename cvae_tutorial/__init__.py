@@ -11,5 +11,5 @@ from .cvae import CVAE, MODEL_NAMES, CVAEConfig, ConfigError  # noqa: E402
 from .data import (AttributeImages, DataError, FACE_ATTRIBUTES, CELEBA_ATTRIBUTES,  # noqa: E402
                    embedded_faces, load_celeba, load_dataset)
 from .flows import AffineCoupling, RealNVP  # noqa: E402
-from .train import (CheckpointError, NonFiniteLossError, TrainConfig, load_model,  # noqa: E402
-                    train)
+from .train import (CheckpointError, NonFiniteLossError, TrainConfig,  # noqa: E402
+                    checkpoint_path, load_model, train)

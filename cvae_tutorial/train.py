@@ -141,6 +141,11 @@ def check_checkpoint_matches(state: dict, config: CVAEConfig, path) -> None:
                               f"configuration")
 
 
+def checkpoint_path(run_dir: str | os.PathLike, model_name: str) -> Path:
+    """Where a run keeps the checkpoint of one model: ``run_dir/<model>/checkpoint.pt``."""
+    return Path(run_dir) / model_name / "checkpoint.pt"
+
+
 def load_model(path: str | os.PathLike, map_location="cpu") -> CVAE:
     """The trained model stored in a checkpoint, in eval mode."""
     state = load_checkpoint(path, map_location)
