@@ -1,0 +1,103 @@
+"""The book: notebooks committed clean, one parameters cell each, and the HTML build has it all.
+
+The HTML tests build the book with `jupyter-book build .` (executing every chapter) unless the
+built pages are newer than their sources, so `pytest` alone checks the whole book.
+"""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHAPTERS = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]
+            if Path(entry["file"]).name[:2].isdigit()]
+
+
+def jupyter_book():
+    executable = shutil.which("jupyter-book") or str(Path(sys.executable).parent / "jupyter-book")
+    return executable
+
+
+def notebook(chapter):
+    return json.loads((ROOT / f"{chapter}.ipynb").read_text())
+
+
+def test_six_chapters_in_the_table_of_contents():
+    assert len(CHAPTERS) == 6
+    for chapter in CHAPTERS:
+        assert (ROOT / f"{chapter}.ipynb").exists(), f"{chapter}.ipynb is in _toc.yml but missing"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_notebook_is_committed_without_outputs(chapter):
+    for cell in notebook(chapter)["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, (
+                f"{chapter}.ipynb has stale outputs: clear them (the build regenerates them)")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_notebook_has_exactly_one_parameters_cell(chapter):
+    tagged = [cell for cell in notebook(chapter)["cells"]
+              if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
+
+
+def _stale():
+    sources = [ROOT / "_config.yml", ROOT / "_toc.yml", *ROOT.glob("book/*.ipynb"),
+               *ROOT.glob("book/*.md"), *ROOT.glob("cvae_tutorial/*.py")]
+    pages = [HTML / f"{chapter}.html" for chapter in CHAPTERS]
+    if not all(page.exists() for page in pages):
+        return True
+    return min(page.stat().st_mtime for page in pages) < max(s.stat().st_mtime for s in sources)
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    if _stale():
+        result = subprocess.run([jupyter_book(), "build", str(ROOT)], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"jupyter-book build failed:\n{result.stdout[-5000:]}\n" \
+                                       f"{result.stderr[-5000:]}"
+    return HTML
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_has_figures_and_math(built_book, chapter):
+    page = (built_book / f"{chapter}.html").read_text()
+    assert "<img" in page, f"{chapter}: no figure in the built page"
+    assert re.search(r'class="math notranslate nohighlight"', page), f"{chapter}: no math"
+    assert "mathjax" in page.lower(), f"{chapter}: MathJax is not loaded"
+    assert "Traceback" not in page and "ename" not in page, f"{chapter}: an error was printed"
+
+
+def test_intro_and_references_are_built(built_book):
+    assert "Conditional VAEs with a normalizing-flow prior" in (built_book / "book" /
+                                                                 "intro.html").read_text()
+    references = (built_book / "book" / "bibliography.html").read_text()
+    assert "Rybkin" in references and "Dinh" in references
+
+
+def test_a_failing_cell_fails_the_build(tmp_path):
+    """raise_on_error in _config.yml: a broken chapter cannot produce a green build."""
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "book").mkdir()
+    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: broken\n")
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# Broken"},
+             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+              "source": "raise RuntimeError('this cell fails')"}]
+    (tmp_path / "broken.ipynb").write_text(json.dumps({
+        "cells": cells, "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}}}))
+    result = subprocess.run([jupyter_book(), "build", str(tmp_path)], capture_output=True,
+                            text=True)
+    assert result.returncode != 0
+    assert "this cell fails" in result.stdout + result.stderr
