@@ -1,0 +1,99 @@
+"""A run killed with SIGKILL and restarted with the same command ends bit-identical to one never
+stopped (CPU, fixed seed): model, optimizer, RNG states and data order all come back."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from cvae_tutorial.train import CheckpointError, load_checkpoint
+
+# The "same command" a reader would run: seed, build the model, train with a checkpoint path.
+TRAINING_SCRIPT = textwrap.dedent("""
+    import sys
+    import torch
+    torch.set_num_threads(1)  # the same reduction order in every process
+    from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train
+
+    out_dir = sys.argv[1]
+    train_data = embedded_faces("train", 16, num_images=192)
+    test_data = embedded_faces("test", 16, num_images=32)
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma_flow", image_size=16, latent_dim=4, base_channels=8,
+                            flow_hidden=16))
+    config = TrainConfig(epochs=3, batch_size=16, device="cpu", checkpoint_every=1, seed=7)
+    train(model, train_data, test_data, config, out_dir + "/checkpoint.pt", progress=False)
+    torch.save(model.state_dict(), out_dir + "/final.pt")
+""")
+STEPS_PER_EPOCH = 192 // 16
+
+
+def run_training(out_dir, script_path):
+    return subprocess.Popen([sys.executable, str(script_path), str(out_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(process, timeout=300):
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output.decode()
+
+
+def wait_for_checkpoint(process, path, epoch, min_step, timeout=120):
+    """Poll the checkpoint until it records (epoch, step >= min_step); the child keeps running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the training process ended before it could be killed"
+        try:
+            state = load_checkpoint(path)
+        except (FileNotFoundError, CheckpointError):
+            state = None  # not written yet
+        if state and (state["epoch"], state["step_in_epoch"]) >= (epoch, min_step):
+            return
+        time.sleep(0.01)
+    pytest.fail(f"no checkpoint at epoch {epoch}, step {min_step} within {timeout}s")
+
+
+def timeless(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.mark.parametrize("kill_at", [(1, 3), (0, 1)], ids=["mid-second-epoch", "first-steps"])
+def test_sigkill_mid_run_then_same_command_is_bit_identical(tmp_path, kill_at):
+    script = tmp_path / "train_run.py"
+    script.write_text(TRAINING_SCRIPT)
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir(), interrupted.mkdir()
+    reference = run_training(straight, script)
+
+    child = run_training(interrupted, script)
+    wait_for_checkpoint(child, interrupted / "checkpoint.pt", *kill_at)
+    os.kill(child.pid, signal.SIGSTOP)  # freeze it so the checkpoint we read is the one resumed
+    stopped_at = load_checkpoint(interrupted / "checkpoint.pt")
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not (interrupted / "final.pt").exists()
+    # killed mid-epoch: the restart has to replay the rest of the epoch's batches and noise
+    assert stopped_at["step_in_epoch"] > 0 and stopped_at["epoch"] < 3
+    assert len(stopped_at["history"]) == stopped_at["epoch"]
+
+    finish(run_training(interrupted, script))  # the same command again
+    finish(reference)
+
+    expected = torch.load(straight / "final.pt", weights_only=True)
+    resumed = torch.load(interrupted / "final.pt", weights_only=True)
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        assert torch.equal(expected[name], resumed[name]), f"{name} differs after resume"
+    expected_state = load_checkpoint(straight / "checkpoint.pt")
+    resumed_state = load_checkpoint(interrupted / "checkpoint.pt")
+    assert timeless(expected_state["history"]) == timeless(resumed_state["history"])
+    for a, b in zip(expected_state["optimizer"]["state"].values(),
+                    resumed_state["optimizer"]["state"].values()):
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"optimizer state {key} differs"
+    assert torch.equal(expected_state["rng"]["torch"], resumed_state["rng"]["torch"])
