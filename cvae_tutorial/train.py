@@ -10,6 +10,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -28,6 +29,10 @@ CHECKPOINT_FORMAT = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: corrupt, truncated, or made for another model."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be read back: truncated or damaged on disk."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -91,10 +96,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     A crash at any moment leaves either the old or the new file whole, never a truncated one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"cannot write checkpoints to {path.parent}: the folder is not "
-                              f"writable; choose another out_dir")
+    ensure_writable_folder(path.parent)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as file:
         torch.save(state, file)
@@ -110,6 +112,28 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def ensure_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and prove a file can be written there, before hours of training.
+
+    A write probe, not ``os.access``: as root every permission check passes.
+    """
+    folder = Path(folder)
+    blocker = next((parent for parent in (folder, *folder.parents)
+                    if parent.exists() and not parent.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(f"cannot write to the output folder {folder}: {blocker} is a "
+                                 f"file, not a folder; choose another out_dir")
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"cannot write to the output folder {folder} "
+                              f"({error.strerror or error}); choose another out_dir") from error
+    return folder
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True`` (tensors and plain data, no arbitrary code)."""
     path = Path(path)
@@ -121,7 +145,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         previous = path.with_name(path.name + ".prev")
         hint = (f"the previous good checkpoint is {previous}: move it to {path} to resume from it"
                 if previous.exists() else f"delete {path} to start over")
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt "
+        raise CorruptCheckpointError(f"checkpoint {path} is truncated or corrupt "
                               f"({type(error).__name__}); {hint}") from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a cvae_tutorial checkpoint (format "
@@ -141,14 +165,58 @@ def check_checkpoint_matches(state: dict, config: CVAEConfig, path) -> None:
                               f"configuration")
 
 
+RUN_DEFINING_FIELDS = ("lr", "seed", "batch_size", "flip")  # a resume must not change these
+
+
+def check_same_run(state: dict, config: TrainConfig, path) -> None:
+    """Resuming with another lr, seed, batch size or flip would splice two runs together (and
+    Adam's saved lr would silently win): a clear error instead. ``epochs`` may grow."""
+    saved = state.get("train_config", {})
+    differences = [f"{name}: checkpoint {saved[name]!r} vs asked {getattr(config, name)!r}"
+                   for name in RUN_DEFINING_FIELDS
+                   if name in saved and saved[name] != getattr(config, name)]
+    if differences:
+        raise CheckpointError(f"checkpoint {path} belongs to a run with other training settings "
+                              f"({'; '.join(differences)}); resume with the same settings or use "
+                              f"a new out_dir")
+
+
+def load_resume_state(path: str | os.PathLike, map_location="cpu") -> dict:
+    """The checkpoint to resume from; if it is corrupt, the previous good one, with a warning.
+
+    The corrupt file is kept as ``path.corrupt`` for inspection. Resuming from the previous
+    checkpoint replays a few more steps and still ends bit-identical on CPU.
+    """
+    path = Path(path)
+    try:
+        return load_checkpoint(path, map_location)
+    except CorruptCheckpointError as error:
+        previous = path.with_name(path.name + ".prev")
+        if not previous.exists():
+            raise
+        state = load_checkpoint(previous, map_location)
+        corrupt = path.with_name(path.name + ".corrupt")
+        os.replace(path, corrupt)
+        warnings.warn(f"{error.args[0].split(';')[0]}; resuming from the previous good checkpoint "
+                      f"{previous} (epoch {state['epoch']}, step {state['step_in_epoch']}); the "
+                      f"damaged file is kept as {corrupt}", RuntimeWarning, stacklevel=3)
+        return state
+
+
 def checkpoint_path(run_dir: str | os.PathLike, model_name: str) -> Path:
     """Where a run keeps the checkpoint of one model: ``run_dir/<model>/checkpoint.pt``."""
     return Path(run_dir) / model_name / "checkpoint.pt"
 
 
-def load_model(path: str | os.PathLike, map_location="cpu") -> CVAE:
-    """The trained model stored in a checkpoint, in eval mode."""
+def load_model(path: str | os.PathLike, map_location="cpu",
+               expected: CVAEConfig | None = None) -> CVAE:
+    """The trained model stored in a checkpoint, in eval mode.
+
+    With ``expected``, a checkpoint written for another configuration is a clear error.
+    """
     state = load_checkpoint(path, map_location)
+    if expected is not None:
+        check_checkpoint_matches(state, expected, path)
     model = CVAE(CVAEConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.eval()
@@ -238,8 +306,12 @@ def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
 def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
     if not torch.isfinite(terms["loss"]):
         values = ", ".join(f"{key}={float(value):.4g}" for key, value in terms.items())
-        kept = (f"the last good checkpoint {checkpoint_path} is kept" if checkpoint_path
-                else "no checkpoint was being written")
+        if checkpoint_path is None:
+            kept = "no checkpoint was being written"
+        elif Path(checkpoint_path).exists():
+            kept = f"the last good checkpoint {checkpoint_path} is kept"
+        else:
+            kept = f"no checkpoint was written to {checkpoint_path} yet"
         raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {values}; {kept}."
                                  f" Lower the learning rate or check the data for NaNs")
 
@@ -264,13 +336,16 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
                               f"{data.image_size}px but the model expects "
                               f"{model.config.num_attributes} at {model.config.image_size}px")
     device = resolve_device(config.device)
+    if checkpoint_path is not None:
+        ensure_writable_folder(Path(checkpoint_path).parent)  # fail now, not after an epoch
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history, epoch, step, running = [], 0, 0, None
 
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
+        state = load_resume_state(checkpoint_path, map_location=device)
         check_checkpoint_matches(state, model.config, checkpoint_path)
+        check_same_run(state, config, checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, epoch, step, running = (state["history"], state["epoch"],
