@@ -305,15 +305,16 @@ def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
 
 def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
     if not torch.isfinite(terms["loss"]):
-        values = ", ".join(f"{key}={float(value):.4g}" for key, value in terms.items())
+        values = ", ".join(f"{key}={float(value.detach()):.4g}" for key, value in terms.items())
         if checkpoint_path is None:
             kept = "no checkpoint was being written"
         elif Path(checkpoint_path).exists():
-            kept = f"the last good checkpoint {checkpoint_path} is kept"
+            kept = f"the checkpoint written before this step, {checkpoint_path}, is kept unchanged"
         else:
             kept = f"no checkpoint was written to {checkpoint_path} yet"
         raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {values}; {kept}."
-                                 f" Lower the learning rate or check the data for NaNs")
+                                 f" Lower the learning rate (in a new out_dir) or check the data "
+                                 f"for NaNs")
 
 
 def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
@@ -395,8 +396,8 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
         running["seconds"] += time.perf_counter() - started
         record = {key: running[key] / running["steps"] for key in ("loss", "recon", "kl", "mse")}
         if model.learns_sigma:  # the training-set σ* = sqrt(mean MSE), fixed for evaluation
-            model.decoder_log_sigma.fill_(softclip(torch.tensor(0.5 * math.log(record["mse"])),
-                                                   model.config.min_log_sigma).item())
+            log_sigma = torch.tensor(0.5 * math.log(max(record["mse"], 1e-30)))  # MSE 0: finite
+            model.decoder_log_sigma.fill_(softclip(log_sigma, model.config.min_log_sigma).item())
         test = evaluate_neg_elbo(model, test_data, config.eval_batch_size, config.seed)
         history.append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in record.items()},
                         "log_sigma": model.decoder_log_sigma.item(),

@@ -1,0 +1,223 @@
+"""Long runs that survive bad luck and bad input: corrupt checkpoints, NaNs, unwritable folders,
+broken data. Each case is provoked and must end in one clear line saying what to do."""
+import warnings
+
+import pytest
+import torch
+
+from cvae_tutorial import (CVAE, CVAEConfig, TrainConfig, embedded_faces, load_dataset,
+                           load_model, train)
+from cvae_tutorial.data import CelebAJPEGs, DataError
+from cvae_tutorial.flows import RealNVP
+from cvae_tutorial.losses import sigma_optimal_nll
+from cvae_tutorial.train import (CheckpointError, CorruptCheckpointError, NonFiniteLossError,
+                                 epoch_batches, load_checkpoint, save_checkpoint)
+
+CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
+                    base_channels=8, flow_hidden=16)
+
+
+def run_config(**changes):
+    settings = dict(epochs=2, batch_size=32, device="cpu", checkpoint_every=2)
+    return TrainConfig(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def tiny_faces():
+    return embedded_faces("train", 16, num_images=128), embedded_faces("test", 16, num_images=32)
+
+
+def fresh_model(config=CONFIG):
+    torch.manual_seed(0)
+    return CVAE(config)
+
+
+def assert_same_weights(a, b):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+def test_corrupt_checkpoint_resumes_from_prev_with_a_warning(tiny_faces, tmp_path):
+    train_data, test_data = tiny_faces
+    straight = fresh_model()
+    train(straight, train_data, test_data, run_config(epochs=3), tmp_path / "a.pt", progress=False)
+
+    path = tmp_path / "b.pt"
+    train(fresh_model(), train_data, test_data, run_config(), path, progress=False)
+    path.write_bytes(path.read_bytes()[:2000])  # a disk that lost the end of the file
+    resumed = fresh_model()
+    with pytest.warns(RuntimeWarning, match=r"b.pt is truncated or corrupt .*resuming from the "
+                                            r"previous good checkpoint .*b.pt.prev"):
+        train(resumed, train_data, test_data, run_config(epochs=3), path, progress=False)
+    assert_same_weights(straight, resumed)  # replaying from .prev loses nothing
+    assert (tmp_path / "b.pt.corrupt").exists()  # kept for inspection, not overwritten
+    load_checkpoint(path), load_checkpoint(tmp_path / "b.pt.prev")
+
+
+def test_corrupt_checkpoint_without_prev_says_how_to_start_over(tiny_faces, tmp_path):
+    train_data, test_data = tiny_faces
+    path = tmp_path / "c.pt"
+    path.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(CorruptCheckpointError, match=r"truncated or corrupt.*delete .*c.pt to "
+                                                     r"start over"):
+        train(fresh_model(), train_data, test_data, run_config(), path, progress=False)
+    with pytest.raises(CorruptCheckpointError):
+        load_model(path)  # loading for evaluation never falls back silently
+
+
+def test_foreign_file_and_other_model_are_clear_errors(tiny_faces, tmp_path):
+    train_data, test_data = tiny_faces
+    foreign = tmp_path / "state_dict.pt"
+    torch.save(fresh_model().state_dict(), foreign)
+    with pytest.raises(CheckpointError, match="not a cvae_tutorial checkpoint"):
+        load_model(foreign)
+    path = tmp_path / "d.pt"
+    train(fresh_model(), train_data, test_data, run_config(epochs=1), path, progress=False)
+    other = CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=8)
+    with pytest.raises(CheckpointError, match=r"another model \(model: checkpoint 'sigma_flow' vs "
+                                              r"asked 'sigma'; latent_dim: checkpoint 4 vs asked 8"):
+        load_model(path, expected=other)
+    assert load_model(path, expected=CONFIG).config == CONFIG
+    state = load_checkpoint(path)
+    assert state["package_version"] and state["model_config"] == CONFIG.to_dict()
+
+
+def test_resuming_with_other_training_settings_is_a_clear_error(tiny_faces, tmp_path):
+    train_data, test_data = tiny_faces
+    path = tmp_path / "e.pt"
+    train(fresh_model(), train_data, test_data, run_config(epochs=1), path, progress=False)
+    with pytest.raises(CheckpointError, match=r"other training settings \(lr: checkpoint 0.001 vs "
+                                              r"asked 0.01\); resume with the same settings"):
+        train(fresh_model(), train_data, test_data, run_config(lr=1e-2), path, progress=False)
+
+
+@pytest.mark.parametrize("where", ["parent is a file", "folder is a file"])
+def test_unwritable_output_folder_fails_before_training(tiny_faces, tmp_path, where):
+    # As root, chmod does not stop writes; a regular file where a folder should be does.
+    blocker = tmp_path / "results"
+    blocker.write_text("a file, not a folder")
+    path = blocker / "sigma_flow" / "checkpoint.pt" if where == "parent is a file" \
+        else blocker / "checkpoint.pt"
+    train_data, test_data = tiny_faces
+    model = fresh_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(NotADirectoryError, match=r"cannot write to the output folder .*results is "
+                                                 r"a file, not a folder; choose another out_dir"):
+        train(model, train_data, test_data, run_config(), path, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # not one step
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        save_checkpoint({"format": 1}, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerical guards
+# ---------------------------------------------------------------------------------------------
+def test_nan_in_the_data_stops_training_naming_step_and_terms(tiny_faces, tmp_path):
+    train_data, test_data = tiny_faces
+    poisoned = train_data.subset(len(train_data))
+    poisoned.labels = poisoned.labels.clone()
+    config = run_config(checkpoint_every=1)
+    third_batch = epoch_batches(len(poisoned), config.batch_size, config.seed, epoch=0)[2]
+    poisoned.labels[third_batch[0], 0] = float("nan")  # a damaged label row reaching the loop
+    path = tmp_path / "f.pt"
+    with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 2: loss=nan, recon=\S+, kl=nan.*"
+                                                 r"f.pt, is kept unchanged"):
+        train(fresh_model(), poisoned, test_data, config, path, progress=False)
+    kept = load_checkpoint(path)  # whole, and from before the bad step
+    assert (kept["epoch"], kept["step_in_epoch"]) == (0, 2)
+    assert all(torch.isfinite(value).all() for value in kept["model"].values())
+    assert not (tmp_path / "f.pt.tmp").exists()
+
+
+def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
+    train_data, test_data = tiny_faces
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 0, step \d+: loss=.*"
+                                                 r"Lower the learning rate"):
+        train(fresh_model(), train_data, test_data, run_config(lr=1e8), tmp_path / "g.pt",
+              progress=False)
+    with pytest.raises(NonFiniteLossError, match="no checkpoint was being written"):
+        train(fresh_model(), train_data, test_data, run_config(lr=1e8), progress=False)
+
+
+def test_sigma_optimal_loss_is_finite_on_perfect_reconstructions_of_flat_images():
+    for value in (0.0, 1.0):  # MSE exactly 0, also where sigmoid outputs saturate
+        x = torch.full((4, 3, 16, 16), value)
+        x_hat = x.clone().requires_grad_()
+        nll, log_sigma = sigma_optimal_nll(x, x_hat)
+        assert torch.isfinite(nll).all() and torch.isfinite(log_sigma)
+        nll.sum().backward()
+        assert torch.isfinite(x_hat.grad).all()
+
+
+def test_an_epoch_of_perfect_reconstructions_stores_a_finite_sigma(tiny_faces, monkeypatch):
+    train_data, test_data = tiny_faces
+    original = CVAE.loss_terms
+
+    def perfect(self, x, y, fixed_sigma=False):
+        terms = original(self, x, y, fixed_sigma)
+        return {**terms, "mse": torch.zeros_like(terms["mse"])}
+
+    monkeypatch.setattr(CVAE, "loss_terms", perfect)
+    model = fresh_model(CVAEConfig(model="sigma", image_size=16, latent_dim=4, base_channels=8))
+    history = train(model, train_data, test_data, run_config(epochs=1), progress=False)
+    assert history[0]["log_sigma"] == pytest.approx(model.config.min_log_sigma)
+
+
+def test_flow_scales_stay_bounded_however_large_the_scale_weights():
+    torch.manual_seed(0)
+    dim, layers, bound = 6, 4, 2.0
+    flow = RealNVP(dim, num_layers=layers, hidden=16, scale_bound=bound)
+    with torch.no_grad():  # scale nets gone wild (raw outputs ~1e5), shift nets ordinary
+        for name, parameter in flow.named_parameters():
+            parameter.normal_(0, 30.0 if "scale_net" in name else 0.3)
+    z = torch.randn(256, dim) * 5
+    u, logabsdet = flow(z)
+    assert logabsdet.abs().max() <= layers * (dim // 2) * bound + 1e-3
+    assert torch.isfinite(u).all()
+    back, inverse_logabsdet = flow.inverse(u)
+    torch.testing.assert_close(back, z, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(inverse_logabsdet, -logabsdet)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad data input
+# ---------------------------------------------------------------------------------------------
+def test_missing_celeba_from_the_notebook_entry_point(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"CelebA is incomplete: missing .*"
+                                                r"list_attr_celeba.txt.*download_celeba"):
+        load_dataset("celeba", data_dir=tmp_path)
+    with pytest.raises(DataError, match="needs data_dir"):
+        load_dataset("celeba")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a jpeg", "empty"])
+def test_corrupted_jpeg_names_the_file(fake_celeba, damage):
+    root, _ = fake_celeba
+    jpegs = CelebAJPEGs(root, "train", image_size=32)
+    victim = jpegs.folder / jpegs.files[1]
+    data = victim.read_bytes()
+    victim.write_bytes({"truncated": data[:len(data) // 3], "not a jpeg": b"<html>quota</html>",
+                        "empty": b""}[damage])
+    jpegs[0]  # the others still decode
+    with pytest.raises(DataError, match=rf"CelebA image \S*{jpegs.files[1]} cannot be decoded "
+                                        rf".*; re-download"):
+        jpegs[1]
+
+
+def test_unknown_attribute_name_lists_the_valid_ones():
+    with pytest.raises(DataError, match=r"unknown attribute name\(s\) \['Smilng'\]; valid names "
+                                        r"are: Male, Smiling"):
+        load_dataset("embedded", attributes=["Smilng"], num_images=4)
+    with pytest.raises(TypeError, match=r"write \['Smiling'\]"):
+        load_dataset("embedded", attributes="Smiling", num_images=4)
+
+
+@pytest.mark.parametrize("size", [86, 30, 8])
+def test_image_size_the_architecture_cannot_take(size):
+    with pytest.raises(ValueError, match=rf"image_size={size} is not supported.*multiple of 16"):
+        CVAEConfig(image_size=size)
+    with pytest.raises(ValueError, match=rf"image_size={size} is not supported"):
+        load_dataset("embedded", image_size=size, num_images=2)
