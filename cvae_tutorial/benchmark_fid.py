@@ -1,0 +1,98 @@
+"""FID benchmark: images/second of the Inception feature pass, and what the cached real
+statistics save, measured side by side in one run.
+
+    python -m cvae_tutorial.bench fid [--images 64] [--batch-size 32] [--image-size 32]
+                                      [--device auto] [--inception-weights PATH]
+
+Without the real FID weights (offline) it uses a randomly initialised FID Inception and says so:
+the speed is the same network's, the distances are not FID.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import embedded_faces
+from .fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint, feature_statistics,
+                  frechet_distance_from_statistics, image_features, load_fid_inception,
+                  random_fid_inception_state_dict, real_statistics, statistics_cache_path)
+from .train import resolve_device
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.bench fid",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=64, help="real and generated images each")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--inception-weights", default=None,
+                        help="FID Inception weights (else env var, hub cache, download, random)")
+    args = parser.parse_args(argv)
+    if args.images < 2:
+        parser.error("--images must be at least 2 (a covariance needs two images)")
+    device = resolve_device(args.device)
+
+    try:
+        features = load_fid_inception(args.inception_weights, device)
+        weights_note = f"real FID weights from {features.source}"
+    except InceptionWeightsError as error:
+        features = InceptionFeatures(random_fid_inception_state_dict(), "random",
+                                     is_fid=False).to(device)
+        weights_note = ("RANDOM Inception weights (real ones not found: distances below are not "
+                        f"FID; the speed is the same network's). {str(error).split('. ')[0]}")
+    real = embedded_faces("test", args.image_size, num_images=args.images).images
+    fake = embedded_faces("valid", args.image_size, num_images=args.images).images  # stand-in
+    print(f"device: {device}; torch threads: {torch.get_num_threads()}; {weights_note}")
+    print(f"{args.images} real + {args.images} generated images at {args.image_size}px, "
+          f"batch {args.batch_size}, resized to 299 bilinearly by pytorch-fid")
+
+    image_features(features, real[:args.batch_size], args.batch_size, progress=False)  # warm-up
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cache = statistics_cache_path(cache_dir, features.name, "embedded", "test",
+                                      args.image_size, args.images, data_fingerprint(real))
+        timings = {}
+        for label in ("cold: computes real stats", "warm: loads cached .npz"):
+            clock = [time.perf_counter()]
+
+            def lap():
+                _synchronize(device)
+                clock.append(time.perf_counter())
+                return clock[-1] - clock[-2]
+            real_mu, real_sigma = real_statistics(features, real, cache, args.batch_size,
+                                                  progress=False)
+            real_seconds = lap()
+            fake_stats = feature_statistics(image_features(features, fake, args.batch_size,
+                                                           progress=False))
+            fake_seconds = lap()
+            distance = frechet_distance_from_statistics(*fake_stats, real_mu, real_sigma)
+            frechet_seconds = lap()
+            timings[label] = (real_seconds, fake_seconds, frechet_seconds, distance)
+        size = Path(cache).stat().st_size
+    (cold_real, *_, cold_d), (warm_real, *_, warm_d) = timings.values()
+    assert np.isclose(cold_d, warm_d), "the cached statistics must give the same distance"
+    print(f"{'':28s}{'real stats (s)':>15s}{'generated (s)':>15s}{'Fréchet (s)':>13s}"
+          f"{'total (s)':>11s}{'feature pass':>16s}")
+    for label, (real_seconds, fake_seconds, frechet_seconds, _) in timings.items():
+        total = real_seconds + fake_seconds + frechet_seconds
+        print(f"{label:28s}{real_seconds:15.3f}{fake_seconds:15.3f}{frechet_seconds:13.3f}"
+              f"{total:11.3f}{args.images / fake_seconds:11.1f} img/s")
+    totals = [sum(t[:3]) for t in timings.values()]
+    print(f"feature pass on the cold real set: {args.images / cold_real:.1f} images/s")
+    print(f"the cache saves {cold_real - warm_real:.2f} s of {totals[0]:.2f} s per evaluated model "
+          f"({totals[0] / totals[1]:.2f}x); cache file {size / 1e6:.1f} MB")
+    print(f"{features.name} = {warm_d:.2f} between the test split and a stand-in generated set "
+          f"(the valid split); {features.protocol}")
+
+if __name__ == "__main__":
+    main()
