@@ -1,6 +1,7 @@
 """The conditional VAE in the paper's three settings: ``gaussian``, ``sigma`` and ``sigma_flow``."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -53,6 +54,11 @@ class CVAEConfig:
                      "flow_layers", "flow_hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CVAEConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.flow_scale_bound < math.inf:
+            raise ConfigError(f"CVAEConfig.flow_scale_bound must be finite and > 0, got "
+                              f"{self.flow_scale_bound}")
+        if not math.isfinite(self.min_log_sigma):
+            raise ConfigError(f"CVAEConfig.min_log_sigma must be finite, got {self.min_log_sigma}")
         if self.model == "sigma_flow" and self.latent_dim < 2:
             raise ConfigError("the flow prior splits z in halves: use latent_dim >= 2")
 
@@ -85,13 +91,23 @@ class CVAE(nn.Module):
         return self.config.model == "sigma_flow"
 
     def _check_inputs(self, x: Tensor | None, y: Tensor):
+        """Clear errors for bad inputs; returns (x, y) as the parameters' float dtype."""
         c = self.config
+        parameter = self.decoder.head[0].weight
         if not isinstance(y, Tensor):
             raise TypeError(f"attributes y must be a tensor [batch, {c.num_attributes}], "
                             f"got {type(y).__name__}")
         if y.ndim != 2 or y.shape[1] != c.num_attributes:
+            hint = "; for one vector use y.unsqueeze(0)" if y.ndim == 1 else ""
             raise ValueError(f"attributes y must have shape [batch, {c.num_attributes}], got "
-                             f"{tuple(y.shape)}")
+                             f"{tuple(y.shape)}{hint}")
+        if y.is_complex():
+            raise TypeError(f"attributes y must be real, got {y.dtype}")
+        for name, tensor in (("attributes y", y), ("images x", x)):
+            if isinstance(tensor, Tensor) and tensor.device != parameter.device:
+                raise ValueError(f"{name} is on {tensor.device} but the model is on "
+                                 f"{parameter.device}; move it with .to({str(parameter.device)!r})")
+        y = y.to(parameter.dtype)
         if x is not None:
             expected = (3, c.image_size, c.image_size)
             if not isinstance(x, Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
@@ -102,11 +118,15 @@ class CVAE(nn.Module):
                 raise TypeError(f"images x must be float in [0, 1], got {x.dtype}; "
                                 f"use cvae_tutorial.data.to_float")
             if len(x) != len(y):
-                raise ValueError(f"{len(x)} images but {len(y)} attribute vectors")
+                raise ValueError(f"{len(x)} images x but {len(y)} attribute vectors y")
+            if len(x) == 0:
+                raise ValueError("images x is an empty batch; pass at least one image")
+            x = x.to(parameter.dtype)
+        return x, y
 
     def encode(self, x: Tensor, y: Tensor):
         """(mu_q, log_sigma_q) of q(z|x,y)."""
-        self._check_inputs(x, y)
+        x, y = self._check_inputs(x, y)
         return self.encoder(x, y)
 
     def decode(self, z: Tensor, y: Tensor) -> Tensor:
@@ -145,6 +165,7 @@ class CVAE(nn.Module):
 
     def loss_terms(self, x: Tensor, y: Tensor, fixed_sigma: bool = False) -> dict:
         """Negative ELBO and its parts, averaged over the batch (nats per image)."""
+        x, y = self._check_inputs(x, y)
         mu_q, log_sigma_q = self.encode(x, y)
         z = mu_q + torch.exp(log_sigma_q) * torch.randn_like(mu_q)
         x_hat = self.decode(z, y)
@@ -157,6 +178,7 @@ class CVAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor) -> Tensor:
         """Decoder mean at the posterior mean."""
+        x, y = self._check_inputs(x, y)
         mu_q, _ = self.encode(x, y)
         return self.decode(mu_q, y)
 
@@ -166,7 +188,12 @@ class CVAE(nn.Module):
                        temperature: float = 1.0) -> Tensor:
         """z ~ p(z|y). With the flow prior z = f⁻¹(mu_p + sigma_p ε), the correct sampler;
         ``paper_shortcut=True`` skips f⁻¹ as the paper's §3.3 does (wrong unless f = identity)."""
-        self._check_inputs(None, y)
+        _, y = self._check_inputs(None, y)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+                not 0 <= temperature < float("inf"):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if not torch.isfinite(y).all():
+            raise ValueError("attributes y contain NaN or Inf; use 0/1 values")
         mu_p, log_sigma_p = self.prior_params(y)
         eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
         u = mu_p + torch.exp(log_sigma_p) * eps * temperature
@@ -178,4 +205,5 @@ class CVAE(nn.Module):
     def sample(self, y: Tensor, paper_shortcut: bool = False,
                generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
         """Decoder means x̂ in [0, 1] for z ~ p(z|y), one image per row of ``y``."""
-        return self.decode(self.sample_latents(y, paper_shortcut, generator, temperature), y)
+        z = self.sample_latents(y, paper_shortcut, generator, temperature)
+        return self.decode(z, y.to(z.dtype))

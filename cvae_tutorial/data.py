@@ -64,7 +64,11 @@ class AttributeImages(torch.utils.data.Dataset):
     attribute_names: tuple
 
     def __post_init__(self):
-        self.attribute_names = tuple(self.attribute_names)
+        for name in ("images", "labels"):
+            if not isinstance(getattr(self, name), Tensor):
+                raise TypeError(f"{name} must be a torch tensor, got "
+                                f"{type(getattr(self, name)).__name__}; wrap it with "
+                                f"torch.as_tensor or use as_attribute_images()")
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
             raise DataError(f"images must be a uint8 tensor [N, 3, H, W], got {self.images.dtype} "
                             f"{tuple(self.images.shape)}; convert with as_attribute_images()")
@@ -74,10 +78,21 @@ class AttributeImages(torch.utils.data.Dataset):
         if self.labels.ndim != 2 or len(self.labels) != len(self.images):
             raise DataError(f"labels must be [N, A] with N={len(self.images)} rows, got "
                             f"{tuple(self.labels.shape)}")
+        if not isinstance(self.attribute_names, (list, tuple)) or \
+                not all(isinstance(name, str) for name in self.attribute_names):
+            raise TypeError(f"attribute_names must be a list or tuple of strings, got "
+                            f"{self.attribute_names!r}")
+        self.attribute_names = tuple(self.attribute_names)
+        if len(set(self.attribute_names)) != len(self.attribute_names):
+            raise DataError(f"attribute_names must be distinct, got {self.attribute_names}")
         if self.labels.shape[1] != len(self.attribute_names):
             raise DataError(f"{self.labels.shape[1]} label columns but {len(self.attribute_names)} "
                             f"attribute names")
         self.labels = self.labels.float()
+        if not ((self.labels == 0) | (self.labels == 1)).all():
+            odd = self.labels[(self.labels != 0) & (self.labels != 1)].unique()[:5].tolist()
+            raise DataError(f"labels must be 0 or 1, found {odd}; for CelebA's -1/1 use "
+                            f"(labels > 0).float() or as_attribute_images()")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -291,9 +306,15 @@ def embedded_faces(split: str = "train", image_size: int = 32, num_images: int |
 
     Image ``i`` of a split depends only on (seed, split, i). ``attributes`` picks columns by name.
     """
-    if split not in EMBEDDED_SPLIT_SIZES:
+    if not isinstance(split, str) or split not in EMBEDDED_SPLIT_SIZES:
         raise DataError(f"unknown split {split!r}; use one of {sorted(EMBEDDED_SPLIT_SIZES)}")
     check_image_size(image_size)
+    for name, value in (("num_images", num_images), ("seed", seed)):
+        if value is not None and (isinstance(value, bool) or
+                                  not isinstance(value, (int, np.integer))):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if seed < 0:
+        raise DataError(f"seed must be >= 0, got {seed}")
     count = EMBEDDED_SPLIT_SIZES[split] if num_images is None else int(num_images)
     if count < 1:
         raise DataError(f"num_images must be at least 1, got {num_images}")

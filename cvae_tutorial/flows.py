@@ -6,6 +6,8 @@ adds their log-dets. ``forward`` is the density direction (data z to base u = f(
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -63,8 +65,12 @@ class RealNVP(nn.Module):
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
             raise ValueError(f"RealNVP needs an int dimension >= 2 to split in halves, got {dim!r}")
-        if num_layers < 1:
-            raise ValueError(f"RealNVP needs at least one layer, got num_layers={num_layers}")
+        for name, value in (("num_layers", num_layers), ("hidden", hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"RealNVP needs an int {name} >= 1, got {value!r}")
+        if isinstance(scale_bound, bool) or not isinstance(scale_bound, (int, float)) or \
+                not 0 < scale_bound < math.inf:
+            raise ValueError(f"RealNVP needs a finite scale_bound > 0, got {scale_bound!r}")
         even = torch.arange(dim) % 2
         self.dim = dim
         self.layers = nn.ModuleList(
@@ -72,6 +78,13 @@ class RealNVP(nn.Module):
             for i in range(num_layers))
 
     def _check(self, x: Tensor):
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            kind = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"RealNVP expects a float tensor, got {kind}")
+        dtype = self.layers[0].mask.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"RealNVP's parameters are {dtype} but the input is {x.dtype}; "
+                            f"convert with .to({dtype}) (or the flow with .to({x.dtype}))")
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"RealNVP over {self.dim} dimensions expects a [batch, {self.dim}] "
                              f"tensor, got shape {tuple(x.shape)}")

@@ -5,7 +5,9 @@ Scales are carried as log standard deviations (``log_sigma``), as the networks o
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,8 +24,34 @@ def softclip(x: Tensor, minimum: float, sharpness: float = 10.0) -> Tensor:
     return minimum + torch.nn.functional.softplus(x - minimum, beta=sharpness)
 
 
+def check_batch(name: str, x) -> Tensor:
+    """``x`` must be a float tensor [batch, ...]: the losses sum over all but the first dimension."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        kind = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(f"{name} must be a float tensor, got {kind}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape [batch, ...] with at least 2 dimensions, got "
+                         f"{tuple(x.shape)}")
+    return x
+
+
+def check_broadcasts(name: str, value, target: Tensor, target_name: str) -> None:
+    """``value`` (a number or tensor) must broadcast against ``target``."""
+    if isinstance(value, bool) or not isinstance(value, (Tensor, np.ndarray, numbers.Real)):
+        raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
+    shape = tuple(getattr(value, "shape", ()))
+    try:
+        torch.broadcast_shapes(shape, target.shape)
+    except RuntimeError:
+        raise ValueError(f"{name} of shape {tuple(shape)} does not match {target_name} of shape "
+                         f"{tuple(target.shape)}") from None
+
+
 def gaussian_log_prob(x: Tensor, mu: Tensor, log_sigma: Tensor | float) -> Tensor:
     """log N(x; mu, sigma^2 I) summed over all but the batch dimension."""
+    check_batch("x", x)
+    check_broadcasts("mu", mu, x, "x")
+    check_broadcasts("log_sigma", log_sigma, x, "x")
     log_sigma = torch.as_tensor(log_sigma, dtype=x.dtype, device=x.device)
     elementwise = -0.5 * LOG_2PI - log_sigma - 0.5 * ((x - mu) * torch.exp(-log_sigma)) ** 2
     return elementwise.flatten(1).sum(1)
@@ -34,6 +62,10 @@ def gaussian_nll(x: Tensor, x_hat: Tensor, log_sigma: Tensor | float = 0.0) -> T
 
     ``log_sigma = 0`` is the unit-variance decoder of the plain Gaussian CVAE.
     """
+    check_batch("x", x), check_batch("x_hat", x_hat)
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and "
+                         f"{tuple(x_hat.shape)}")
     return -gaussian_log_prob(x, x_hat, log_sigma)
 
 
@@ -42,6 +74,10 @@ def optimal_log_sigma(x: Tensor, x_hat: Tensor, min_log_sigma: float = MIN_LOG_S
 
     The clamp keeps log(0) finite for a perfect reconstruction; softclip keeps σ* > exp(min).
     """
+    check_batch("x", x), check_batch("x_hat", x_hat)
+    if x.shape != x_hat.shape or x.numel() == 0:
+        raise ValueError(f"x and x_hat must have the same non-empty shape, got {tuple(x.shape)} "
+                         f"and {tuple(x_hat.shape)}: σ* is the MSE over the batch")
     mse = ((x - x_hat) ** 2).mean()
     return softclip(0.5 * torch.log(mse.clamp_min(1e-30)), min_log_sigma)
 
@@ -58,6 +94,10 @@ def sigma_optimal_nll(x: Tensor, x_hat: Tensor, min_log_sigma: float = MIN_LOG_S
 def gaussian_kl(mu_q: Tensor, log_sigma_q: Tensor, mu_p: Tensor | float = 0.0,
                 log_sigma_p: Tensor | float = 0.0) -> Tensor:
     """Closed-form KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)), summed over latent dimensions."""
+    check_batch("mu_q", mu_q)
+    for name, value in (("log_sigma_q", log_sigma_q), ("mu_p", mu_p),
+                        ("log_sigma_p", log_sigma_p)):
+        check_broadcasts(name, value, mu_q, "mu_q")
     mu_p = torch.as_tensor(mu_p, dtype=mu_q.dtype, device=mu_q.device)
     log_sigma_p = torch.as_tensor(log_sigma_p, dtype=mu_q.dtype, device=mu_q.device)
     variance_ratio = torch.exp(2 * (log_sigma_q - log_sigma_p))
