@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import torch
 from torchvision.utils import make_grid
 
@@ -41,6 +42,7 @@ def plot_histories(histories: dict, keys=("train_loss", "test_neg_elbo"), title:
                     label=name)
         ax.set_title(key.replace("_", " "))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel if key != "log_sigma" else "log σ*")
         ax.legend()
     if title:
