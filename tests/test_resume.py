@@ -29,17 +29,27 @@ TRAINING_SCRIPT = textwrap.dedent("""
     train(model, train_data, test_data, config, out_dir + "/checkpoint.pt", progress=False)
     torch.save(model.state_dict(), out_dir + "/final.pt")
 """)
-STEPS_PER_EPOCH = 192 // 16
+# The package's command line, rerun by hand after an interruption as the README says.
+CLI = ["-m", "cvae_tutorial.train", "--model", "sigma_flow", "--image-size", "16",
+       "--num-images", "192", "--latent-dim", "4", "--base-channels", "8", "--batch-size", "16",
+       "--epochs", "3", "--checkpoint-every", "1", "--seed", "3", "--device", "cpu"]
 
 
-def run_training(out_dir, script_path):
-    return subprocess.Popen([sys.executable, str(script_path), str(out_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def run_training(out_dir, command):
+    """Start ``python <command> <out_dir>`` with its output going to a log file in out_dir."""
+    arguments = [*command, "--out-dir", str(out_dir)] if command[0] == "-m" else \
+        [*command, str(out_dir)]
+    log = open(out_dir / f"log-{time.monotonic_ns()}.txt", "wb")
+    process = subprocess.Popen([sys.executable, *arguments], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process.log = log
+    return process
 
 
 def finish(process, timeout=300):
-    output, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, output.decode()
+    process.wait(timeout=timeout)
+    process.log.close()
+    assert process.returncode == 0, open(process.log.name).read()[-3000:]
 
 
 def wait_for_checkpoint(process, path, epoch, min_step, timeout=120):
@@ -61,36 +71,45 @@ def timeless(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
-@pytest.mark.parametrize("kill_at", [(1, 3), (0, 1)], ids=["mid-second-epoch", "first-steps"])
-def test_sigkill_mid_run_then_same_command_is_bit_identical(tmp_path, kill_at):
-    script = tmp_path / "train_run.py"
-    script.write_text(TRAINING_SCRIPT)
+@pytest.mark.parametrize("how, kill_at", [("script", (1, 3)), ("cli", (0, 2))],
+                         ids=["script-mid-second-epoch", "cli-mid-first-epoch"])
+def test_sigkill_mid_run_then_same_command_is_bit_identical(tmp_path, how, kill_at):
+    if how == "script":
+        script = tmp_path / "train_run.py"
+        script.write_text(TRAINING_SCRIPT)
+        command, checkpoint = [str(script)], "checkpoint.pt"
+    else:
+        command, checkpoint = CLI, "sigma_flow/checkpoint.pt"
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     straight.mkdir(), interrupted.mkdir()
-    reference = run_training(straight, script)
+    reference = run_training(straight, command)
 
-    child = run_training(interrupted, script)
-    wait_for_checkpoint(child, interrupted / "checkpoint.pt", *kill_at)
+    child = run_training(interrupted, command)
+    wait_for_checkpoint(child, interrupted / checkpoint, *kill_at)
     os.kill(child.pid, signal.SIGSTOP)  # freeze it so the checkpoint we read is the one resumed
-    stopped_at = load_checkpoint(interrupted / "checkpoint.pt")
+    stopped_at = load_checkpoint(interrupted / checkpoint)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    child.log.close()
     assert child.returncode == -signal.SIGKILL
-    assert not (interrupted / "final.pt").exists()
     # killed mid-epoch: the restart has to replay the rest of the epoch's batches and noise
     assert stopped_at["step_in_epoch"] > 0 and stopped_at["epoch"] < 3
     assert len(stopped_at["history"]) == stopped_at["epoch"]
 
-    finish(run_training(interrupted, script))  # the same command again
+    finish(run_training(interrupted, command))  # the same command again
     finish(reference)
 
-    expected = torch.load(straight / "final.pt", weights_only=True)
-    resumed = torch.load(interrupted / "final.pt", weights_only=True)
-    assert expected.keys() == resumed.keys()
-    for name in expected:
-        assert torch.equal(expected[name], resumed[name]), f"{name} differs after resume"
-    expected_state = load_checkpoint(straight / "checkpoint.pt")
-    resumed_state = load_checkpoint(interrupted / "checkpoint.pt")
+    if how == "script":
+        expected = torch.load(straight / "final.pt", weights_only=True)
+        resumed = torch.load(interrupted / "final.pt", weights_only=True)
+        assert expected.keys() == resumed.keys()
+        for name in expected:
+            assert torch.equal(expected[name], resumed[name]), f"{name} differs after resume"
+    expected_state = load_checkpoint(straight / checkpoint)
+    resumed_state = load_checkpoint(interrupted / checkpoint)
+    assert (expected_state["epoch"], resumed_state["epoch"]) == (3, 3)
+    for name, value in expected_state["model"].items():
+        assert torch.equal(value, resumed_state["model"][name]), f"{name} differs after resume"
     assert timeless(expected_state["history"]) == timeless(resumed_state["history"])
     for a, b in zip(expected_state["optimizer"]["state"].values(),
                     resumed_state["optimizer"]["state"].values()):
