@@ -1,0 +1,306 @@
+"""Training throughput, side by side in one run: ``python -m cvae_tutorial.bench train [options]``.
+
+1. Loader images/s: the per-image JPEG pipeline (``CelebAJPEGs`` + ``DataLoader`` workers) against
+   the decoded uint8 cache (batches gathered by the prefetch thread), on a generated folder of
+   CelebA-sized 178x218 JPEGs, so it runs anywhere.
+2. Training images/s of each model at 64x64, batch 128, with the fast options off and on (on: the
+   ``TrainConfig`` defaults, resolved for the device), through the real data path, and the same
+   step fed one batch already on the device (step-only): their ratio says whether data starves
+   the step.
+3. Forward+backward FLOPs per image (``torch.utils.flop_counter``) and the achieved fraction of
+   the device's measured matmul peak.
+
+A benchmark, never a timed test: machines are shared and noisy; compare ratios from one run.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .cvae import CVAE, MODEL_NAMES, CVAEConfig
+from .data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, CelebAJPEGs,
+                   _face_parameters, default_num_workers, load_celeba, render_faces, to_float)
+from .train import (TrainConfig, epoch_batches, flip_mask, iterate_batches, prepare_step,
+                    resolve_device)
+
+FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
+                pin_memory=False, compile=False)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def write_celeba_like_folder(root: Path, num_images: int, seed: int = 0) -> Path:
+    """A CelebA folder (torchvision layout) of ``num_images`` 178x218 JPEGs, all in the train split.
+
+    The pictures are embedded faces drawn at 224 px with photo-like grain, so a JPEG costs about
+    what a CelebA one does to decode (smooth regions, edges, noise), not what pure noise costs.
+    """
+    folder = root / "celeba"
+    (folder / "img_align_celeba").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names, rows = [], []
+    for start in range(0, num_images, 64):
+        count = min(64, num_images - start)
+        labels, nuisance = zip(*(_face_parameters(seed, start + i) for i in range(count)))
+        small = render_faces(torch.tensor(np.array(labels)), torch.from_numpy(np.stack(nuisance)),
+                             64)
+        large = torch.nn.functional.interpolate(small.float(), size=224, mode="bilinear",
+                                                align_corners=False)
+        large = large[:, :, 3:221, 23:201].permute(0, 2, 3, 1).numpy()
+        large = np.clip(large + rng.normal(0, 4, large.shape), 0, 255).astype(np.uint8)
+        for i, pixels in enumerate(large):
+            name = f"{start + i + 1:06d}.jpg"
+            Image.fromarray(pixels).save(folder / "img_align_celeba" / name, quality=95)
+            names.append(name)
+            rows.append(" ".join("1" if rng.random() < 0.5 else "-1" for _ in CELEBA_ATTRIBUTES))
+    (folder / "list_attr_celeba.txt").write_text(
+        f"{len(names)}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n"
+        + "\n".join(f"{name} {row}" for name, row in zip(names, rows)) + "\n")
+    (folder / "list_eval_partition.txt").write_text("".join(f"{name} 0\n" for name in names))
+    return root
+
+
+def loader_throughput(root: Path, image_size: int, batch_size: int, workers: int,
+                      device: torch.device, min_seconds: float = 1.0) -> dict:
+    """Images/s to float batches on ``device``: JPEG decoding per image vs the uint8 cache."""
+    jpegs = CelebAJPEGs(root, "train", image_size)
+    loader = torch.utils.data.DataLoader(jpegs, batch_size=batch_size, shuffle=True,
+                                         num_workers=workers, drop_last=True,
+                                         pin_memory=device.type == "cuda")
+    started, count = time.perf_counter(), 0
+    for images, labels in loader:  # one epoch: every image decoded, cropped, resized
+        x = to_float(images.to(device, non_blocking=True))
+        x = torch.where(torch.rand(len(x), 1, 1, 1, device=device) < 0.5, x.flip(-1), x)
+        count += len(x)
+    synchronize(device)
+    jpeg_rate = count / (time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cache_dir:
+        load_celeba(root, "train", image_size, cache_dir=cache_dir, num_workers=workers)
+        build_seconds = time.perf_counter() - started
+        data = load_celeba(root, "train", image_size, cache_dir=cache_dir)  # memory-mapped
+        started, count, epoch = time.perf_counter(), 0, 0
+        while time.perf_counter() - started < min_seconds or epoch == 0:
+            batches = epoch_batches(len(data), batch_size, 0, epoch)
+            for x, y in iterate_batches(data, batches, device, flip_mask(len(data), 0, epoch),
+                                        pin_memory=device.type == "cuda"):
+                count += len(x)
+            epoch += 1
+        synchronize(device)
+        cache_rate = count / (time.perf_counter() - started)
+    return {"jpeg_images_per_s": jpeg_rate, "cache_images_per_s": cache_rate,
+            "cache_build_s": build_seconds, "images": len(jpegs), "workers": workers}
+
+
+def random_dataset(num_images: int, image_size: int, seed: int = 0) -> AttributeImages:
+    """Random uint8 images with CelebA's 40 attributes: the step's cost ignores the content."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (num_images, 3, image_size, image_size), dtype=torch.uint8,
+                           generator=generator)
+    labels = torch.randint(0, 2, (num_images, len(CELEBA_ATTRIBUTES)), generator=generator)
+    return AttributeImages(images, labels.float(), CELEBA_ATTRIBUTES)
+
+
+def flops_per_image(model_config: CVAEConfig, batch_size: int = 16) -> float:
+    """Forward+backward FLOPs of one training image (counted on the CPU in float32)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = CVAE(model_config)
+    data = random_dataset(batch_size, model_config.image_size)
+    x, y = to_float(data.images), data.labels
+    with FlopCounterMode(display=False) as counter:
+        model.loss_terms(x, y)["loss"].backward()
+    return counter.get_total_flops() / batch_size
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, trials: int = 5) -> float:
+    """Measured FLOP/s of a large square matmul, the best of ``trials``: the device's practical
+    ceiling (the best, since other work on a shared machine only ever slows a trial down)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    best = 0.0
+    for _ in range(trials):
+        synchronize(device)
+        started = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = max(best, 2 * size**3 / (time.perf_counter() - started))
+    return best
+
+
+class TrainingSetup:
+    """One model with one set of options, ready to time its training step."""
+
+    def __init__(self, model_name: str, config: TrainConfig, data: AttributeImages):
+        self.device = resolve_device(config.device)
+        torch.manual_seed(0)
+        model = CVAE(CVAEConfig(model=model_name, image_size=data.image_size,
+                                num_attributes=data.num_attributes))
+        self.loss_fn, self.optimizer, options = prepare_step(model, config, self.device)
+        self.options = {k: (str(v).replace("torch.", "") if v is not None else "off")
+                        for k, v in options.items()}
+        self.stream = self._endless_batches(data, config, options)
+        self.resident = None
+
+    def _endless_batches(self, data, config, options):
+        epoch = 0
+        while True:  # the real data path: prefetching, pinning, flips, channels_last
+            batches = epoch_batches(len(data), config.batch_size, 0, epoch)
+            yield from iterate_batches(data, batches, self.device,
+                                       flip_mask(len(data), 0, epoch), options["pin_memory"],
+                                       options["channels_last"], config.prefetch)
+            epoch += 1
+
+    def step(self, x, y):
+        terms = self.loss_fn(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        return terms["loss"].detach()
+
+    def seconds(self, steps: int, resident: bool = False) -> float:
+        """Wall time of ``steps`` steps fed by the data path, or by one batch on the device."""
+        synchronize(self.device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            if resident:
+                loss = self.step(*self.resident)
+            else:
+                x, y = next(self.stream)
+                loss = self.step(x, y)
+                self.resident = (x, y)
+        synchronize(self.device)
+        elapsed = time.perf_counter() - started
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError("non-finite loss while benchmarking")
+        return elapsed
+
+
+def training_throughput(model_name: str, configs: dict, data: AttributeImages, rounds: int,
+                        steps: int, warmup: int) -> dict:
+    """Images/s of each named config, through the data path and step-only (a resident batch).
+
+    The configs take turns, round after round, and each reports its median round: on a shared
+    machine the load drifts, and interleaving lets every config see the same drift.
+    """
+    setups = {label: TrainingSetup(model_name, config, data) for label, config in configs.items()}
+    for setup in setups.values():
+        setup.seconds(warmup)
+    times = {label: {"data": [], "resident": []} for label in setups}
+    for _ in range(rounds):
+        for label, setup in setups.items():
+            times[label]["data"].append(setup.seconds(steps))
+            times[label]["resident"].append(setup.seconds(steps, resident=True))
+    results = {}
+    for label, setup in setups.items():
+        batch = configs[label].batch_size
+        results[label] = {
+            "images_per_s": steps * batch / float(np.median(times[label]["data"])),
+            "step_only_images_per_s": steps * batch / float(np.median(times[label]["resident"])),
+            "options": setup.options}
+    return results
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.bench train",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--jpeg-images", type=int, default=1024,
+                        help="generated 178x218 JPEGs for the loader comparison")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader/cache workers (default: the usable cores, at most 8)")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds in which the off and on settings take turns (median kept)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per setting and round")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
+    parser.add_argument("--compile", action="store_true",
+                        help="also torch.compile the step in the 'on' setting (slow to start)")
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    args = parser.parse_args(argv)
+    for name in ("jpeg_images", "image_size", "batch_size", "rounds", "steps", "matmul_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.jpeg_images < args.batch_size:
+        parser.error(f"--jpeg-images ({args.jpeg_images}) must be at least --batch-size "
+                     f"({args.batch_size}) for one full batch")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
+    device = resolve_device(args.device)
+    workers = default_num_workers() if args.workers is None else args.workers
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {name}; torch {torch.__version__}; {os.cpu_count()} cores visible")
+    results = {"device": name}
+
+    with tempfile.TemporaryDirectory() as root:
+        write_celeba_like_folder(Path(root), args.jpeg_images)
+        loader = loader_throughput(Path(root), args.image_size, args.batch_size, workers, device)
+    results["loader"] = loader
+    print(f"\n1. loader, {loader['images']} CelebA-sized JPEGs -> {args.image_size}px, "
+          f"{workers} worker(s):\n"
+          f"   per-image JPEG pipeline {loader['jpeg_images_per_s']:10.0f} images/s\n"
+          f"   uint8 cache             {loader['cache_images_per_s']:10.0f} images/s   "
+          f"ratio {loader['cache_images_per_s'] / loader['jpeg_images_per_s']:.1f}x "
+          f"(cache built once in {loader['cache_build_s']:.1f} s)")
+
+    data = random_dataset(8 * args.batch_size, args.image_size)
+    peak_dtypes = (torch.float32, torch.bfloat16) if device.type == "cuda" else (torch.float32,)
+    peaks = {str(dtype).replace("torch.", ""): matmul_peak(device, dtype, args.matmul_size)
+             for dtype in peak_dtypes}
+    results["training"] = {}
+    for model_name in args.models:
+        model_config = CVAEConfig(model=model_name, image_size=args.image_size,
+                                  num_attributes=len(CELEBA_ATTRIBUTES))
+        configs = {label: TrainConfig(batch_size=args.batch_size, device=str(device), **options)
+                   for label, options in (("off", FAST_OFF), ("on", {"compile": args.compile}))}
+        results["training"][model_name] = {
+            "flops_per_image": flops_per_image(model_config),
+            **training_throughput(model_name, configs, data, args.rounds, args.steps,
+                                  args.warmup)}
+        for dtype in peak_dtypes:  # the load drifts: keep the best peak seen during the run
+            name = str(dtype).replace("torch.", "")
+            peaks[name] = max(peaks[name], matmul_peak(device, dtype, args.matmul_size))
+    results["matmul_peak_flops"] = peaks
+
+    print(f"\n2./3. training at {args.image_size}px, batch {args.batch_size}, median of "
+          f"{args.rounds} interleaved rounds of {args.steps} steps; matmul peak "
+          + ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in peaks.items()))
+    for model_name, row in results["training"].items():
+        flops = row["flops_per_image"]
+        print(f"   {model_name:<10} {flops / 1e9:6.2f} GFLOP/image (fwd+bwd)")
+        for label in ("off", "on"):
+            r = row[label]
+            peak = peaks["bfloat16" if r["options"]["autocast"] == "bfloat16"
+                         and "bfloat16" in peaks else "float32"]
+            r["fraction_of_peak"] = flops * r["images_per_s"] / peak
+            print(f"     fast {label:<3} {r['images_per_s']:8.0f} images/s "
+                  f"(step only {r['step_only_images_per_s']:8.0f}; data path keeps "
+                  f"{r['images_per_s'] / r['step_only_images_per_s']:4.0%}), "
+                  f"{r['fraction_of_peak']:6.1%} of matmul peak   "
+                  + " ".join(f"{k}={v}" for k, v in r["options"].items()))
+        print(f"     speed-up on/off: "
+              f"{row['on']['images_per_s'] / row['off']['images_per_s']:.2f}x")
+    return results
+
+
+if __name__ == "__main__":
+    main()

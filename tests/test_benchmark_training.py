@@ -1,0 +1,47 @@
+"""The training benchmark runs end to end on a small setting and reports what it claims to."""
+import pytest
+from PIL import Image
+
+from cvae_tutorial.benchmark_training import (flops_per_image, main, write_celeba_like_folder)
+from cvae_tutorial.cvae import CVAEConfig
+from cvae_tutorial.data import load_celeba
+
+
+def test_generated_folder_is_celeba_shaped(tmp_path):
+    write_celeba_like_folder(tmp_path, 5)
+    jpegs = sorted((tmp_path / "celeba" / "img_align_celeba").iterdir())
+    assert len(jpegs) == 5
+    with Image.open(jpegs[0]) as image:
+        assert image.size == (178, 218) and image.format == "JPEG"
+    data = load_celeba(tmp_path, "train", 32, cache_dir=tmp_path / "cache", num_workers=0)
+    assert len(data) == 5 and data.num_attributes == 40
+
+
+def test_flops_are_counted_per_image():
+    config = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=40, latent_dim=4,
+                        base_channels=8)
+    per_image = flops_per_image(config, batch_size=2)
+    assert per_image > 0 and flops_per_image(config, batch_size=6) == pytest.approx(per_image)
+    bigger = CVAEConfig(**{**config.to_dict(), "image_size": 32})
+    assert flops_per_image(bigger, batch_size=2) > 3 * per_image  # convolutions scale with pixels
+
+
+def test_small_benchmark_prints_every_ratio(capsys):
+    results = main(["--jpeg-images", "32", "--batch-size", "16", "--image-size", "16",
+                    "--rounds", "1", "--steps", "1", "--warmup", "1", "--models", "sigma", "--workers", "0",
+                    "--matmul-size", "128"])
+    printed = capsys.readouterr().out
+    assert "per-image JPEG pipeline" in printed and "ratio" in printed
+    assert "speed-up on/off" in printed and "of matmul peak" in printed
+    loader = results["loader"]
+    assert loader["images"] == 32 and loader["jpeg_images_per_s"] > 0
+    assert loader["cache_images_per_s"] > 0
+    row = results["training"]["sigma"]
+    assert row["off"]["options"]["adam"] == "for-loop" and row["on"]["options"]["adam"] == "foreach"
+    for setting in ("off", "on"):
+        assert row[setting]["images_per_s"] > 0 and row[setting]["fraction_of_peak"] > 0
+
+
+def test_benchmark_arguments_are_checked():
+    with pytest.raises(SystemExit):
+        main(["--jpeg-images", "8", "--batch-size", "16"])

@@ -1,0 +1,106 @@
+"""The fast-step options are switchable and correct on a CPU; the prefetching data path is exact."""
+import pytest
+import torch
+
+from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, train
+from cvae_tutorial.train import (ConfigError, epoch_batches, flip_mask, iterate_batches,
+                                 load_batch)
+
+CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
+                    base_channels=8, flow_hidden=16)
+PLAIN = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
+             pin_memory=False)
+
+
+@pytest.fixture(scope="module")
+def faces16():
+    from cvae_tutorial import embedded_faces
+    return embedded_faces("train", 16, num_images=256), embedded_faces("test", 16, num_images=64)
+
+
+def run(data, epochs=2, **options):
+    torch.manual_seed(0)
+    model = CVAE(CONFIG)
+    history = train(model, *data, TrainConfig(epochs=epochs, batch_size=32, device="cpu",
+                                              **options), progress=False)
+    return model, history
+
+
+def test_prefetched_batches_equal_the_direct_ones(faces16):
+    data = faces16[0]
+    batches = epoch_batches(len(data), 32, seed=1, epoch=2)
+    flips = flip_mask(len(data), 1, 2)
+    direct = [load_batch(data, indices, torch.device("cpu"), flips) for indices in batches]
+    prefetched = list(iterate_batches(data, batches, torch.device("cpu"), flips, prefetch=True))
+    nhwc = list(iterate_batches(data, batches, torch.device("cpu"), flips, channels_last=True))
+    assert len(direct) == len(prefetched) == len(nhwc) == 8
+    for (x, y), (xp, yp), (xc, yc) in zip(direct, prefetched, nhwc):
+        assert torch.equal(x, xp) and torch.equal(y, yp)
+        assert torch.equal(x, xc) and xc.is_contiguous(memory_format=torch.channels_last)
+    assert any(torch.equal(x, x.flip(-1)) is False for x, _ in direct)  # flips did happen
+
+
+def test_prefetch_thread_errors_reach_the_caller(faces16):
+    data = faces16[0]
+    bad = torch.tensor([[0, 1], [2, 10**6]])  # the second batch indexes past the end
+    stream = iterate_batches(data, bad, torch.device("cpu"), prefetch=True)
+    next(stream)
+    with pytest.raises(IndexError):
+        next(stream)
+
+
+def test_prefetch_does_not_change_a_single_bit(faces16):
+    plain, plain_history = run(faces16, **PLAIN)
+    fetched, fetched_history = run(faces16, **{**PLAIN, "prefetch": True})
+    for (name, a), b in zip(plain.state_dict().items(), fetched.state_dict().values()):
+        assert torch.equal(a, b), name
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    assert strip(plain_history) == strip(fetched_history)
+
+
+@pytest.mark.parametrize("options", [dict(channels_last="on"), dict(adam="foreach"),
+                                     dict(adam="fused")], ids=["channels_last", "foreach", "fused"])
+def test_float32_fast_options_match_the_plain_step(faces16, options):
+    plain, plain_history = run(faces16, **PLAIN)
+    fast, fast_history = run(faces16, **{**PLAIN, **options})
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4, msg=name)  # rounding order only
+    for row, fast_row in zip(plain_history, fast_history):
+        assert fast_row["train_loss"] == pytest.approx(row["train_loss"], rel=1e-4)
+
+
+def test_bf16_autocast_trains_close_to_float32(faces16):
+    _, plain_history = run(faces16, epochs=3, **PLAIN)
+    _, bf16_history = run(faces16, epochs=3, **{**PLAIN, "autocast": "bf16"})
+    losses = [row["train_loss"] for row in bf16_history]
+    assert losses[-1] < losses[0]  # it learns
+    for row, bf16_row in zip(plain_history, bf16_history):
+        # bf16 keeps 8 bits of mantissa: losses of a few hundred nats agree to a few percent
+        assert bf16_row["train_loss"] == pytest.approx(row["train_loss"], rel=0.05)
+        assert bf16_row["test_neg_elbo"] == pytest.approx(row["test_neg_elbo"], rel=0.05)
+
+
+def test_compiled_step_matches_eager(faces16):
+    _, eager = run(faces16, epochs=1, **PLAIN)
+    _, compiled = run(faces16, epochs=1, **{**PLAIN, "compile": True})
+    assert compiled[0]["train_loss"] == pytest.approx(eager[0]["train_loss"], rel=1e-3)
+    assert compiled[0]["test_neg_elbo"] == pytest.approx(eager[0]["test_neg_elbo"], rel=1e-3)
+
+
+def test_auto_options_resolve_per_device():
+    config = TrainConfig(device="cpu")
+    cpu = config.fast_options(torch.device("cpu"))
+    assert cpu["autocast"] is None and not cpu["channels_last"] and not cpu["pin_memory"]
+    cuda = config.fast_options(torch.device("cuda"))
+    assert cuda["autocast"] == torch.bfloat16 and cuda["channels_last"] and cuda["pin_memory"]
+    assert cuda["adam"] == "fused"
+    assert TrainConfig(autocast="off").fast_options(torch.device("cuda"))["autocast"] is None
+
+
+def test_bad_fast_option_values():
+    with pytest.raises(ConfigError, match="TrainConfig.autocast must be one of auto, bf16, off"):
+        TrainConfig(autocast="fp16")
+    with pytest.raises(ConfigError, match="TrainConfig.adam must be one of"):
+        TrainConfig(adam="sgd")
+    with pytest.raises(ConfigError, match="TrainConfig.compile must be bool"):
+        TrainConfig(compile="yes")
