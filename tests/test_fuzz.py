@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cvae_tutorial import CVAE, CVAEConfig, ConfigError, DataError, embedded_faces
@@ -195,3 +195,21 @@ def test_embedded_faces(split, image_size, num_images, seed, attributes):
         assert data.images.shape == (num_images, 3, image_size, image_size)
         assert data.attribute_names == tuple(attributes if attributes is not None
                                              else FACE_ATTRIBUTES)
+
+
+@FUZZ
+@given(epochs=st.one_of(st.just(2), values), batch_size=st.one_of(st.just(32), values),
+       lr=st.one_of(st.just(1e-3), values), seed=st.one_of(st.just(0), values,
+                                                             st.integers(-2**40, 2**40)),
+       checkpoint_every=st.one_of(st.just(0), values), autocast=st.one_of(st.just("auto"), values))
+@example(epochs=2, batch_size=32, lr=float("inf"), seed=0, checkpoint_every=0, autocast="auto")
+@example(epochs=2, batch_size=32, lr=1e-3, seed=-1, checkpoint_every=0, autocast="auto")
+@example(epochs=2, batch_size=32, lr=1e-3, seed=2**40, checkpoint_every=0, autocast="auto")
+def test_train_config(epochs, batch_size, lr, seed, checkpoint_every, autocast):
+    from cvae_tutorial import TrainConfig
+    arguments = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                     checkpoint_every=checkpoint_every, autocast=autocast, device="cpu")
+    config = works_or_clear_error(lambda: TrainConfig(**arguments), *arguments)
+    if config is not None:
+        assert 0 < config.lr < float("inf") and 0 <= config.seed < 2**32
+        torch.manual_seed(config.seed), np.random.seed(config.seed)  # the seeds train() sets
