@@ -16,6 +16,7 @@ import math
 import os
 import queue
 import random
+import shutil
 import sys
 import threading
 import time
@@ -222,7 +223,9 @@ def check_same_run(state: dict, config: TrainConfig, path) -> None:
 def load_resume_state(path: str | os.PathLike, map_location="cpu") -> dict:
     """The checkpoint to resume from; if it is corrupt, the previous good one, with a warning.
 
-    The corrupt file is kept as ``path.corrupt`` for inspection. Resuming from the previous
+    The corrupt file is copied to ``path.corrupt`` for inspection and the previous checkpoint
+    copied over it, so ``path`` never disappears (other DDP ranks still see a run to resume, and
+    the next save does not rotate the damaged file into ``.prev``). Resuming from the previous
     checkpoint replays a few more steps and still ends bit-identical on CPU.
     """
     path = Path(path)
@@ -234,7 +237,10 @@ def load_resume_state(path: str | os.PathLike, map_location="cpu") -> dict:
             raise
         state = load_checkpoint(previous, map_location)
         corrupt = path.with_name(path.name + ".corrupt")
-        os.replace(path, corrupt)
+        restored = path.with_name(f"{path.name}.restore-{os.getpid()}")
+        shutil.copyfile(path, corrupt)
+        shutil.copyfile(previous, restored)
+        os.replace(restored, path)
         warnings.warn(f"{error.args[0].split(';')[0]}; resuming from the previous good checkpoint "
                       f"{previous} (epoch {state['epoch']}, step {state['step_in_epoch']}); the "
                       f"damaged file is kept as {corrupt}", RuntimeWarning, stacklevel=3)

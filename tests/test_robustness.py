@@ -53,8 +53,9 @@ def test_corrupt_checkpoint_resumes_from_prev_with_a_warning(tiny_faces, tmp_pat
                                             r"previous good checkpoint .*b.pt.prev"):
         train(resumed, train_data, test_data, run_config(epochs=3), path, progress=False)
     assert_same_weights(straight, resumed)  # replaying from .prev loses nothing
-    assert (tmp_path / "b.pt.corrupt").exists()  # kept for inspection, not overwritten
-    load_checkpoint(path), load_checkpoint(tmp_path / "b.pt.prev")
+    assert len((tmp_path / "b.pt.corrupt").read_bytes()) == 2000  # kept for inspection
+    load_checkpoint(path), load_checkpoint(tmp_path / "b.pt.prev")  # the damage did not rotate
+    assert not list(tmp_path.glob("b.pt.restore-*"))
 
 
 def test_corrupt_checkpoint_without_prev_says_how_to_start_over(tiny_faces, tmp_path):
