@@ -213,3 +213,13 @@ def test_train_config(epochs, batch_size, lr, seed, checkpoint_every, autocast):
     if config is not None:
         assert 0 < config.lr < float("inf") and 0 <= config.seed < 2**32
         torch.manual_seed(config.seed), np.random.seed(config.seed)  # the seeds train() sets
+
+
+def test_inputs_on_another_device_than_the_model_are_a_clear_error():
+    # "meta" stands in for a GPU: the same check answers before any CUDA kernel could assert
+    model = CVAE(CVAEConfig(image_size=16, num_attributes=3, latent_dim=4)).to("meta")
+    with pytest.raises(ValueError, match=r"attributes y is on cpu but the model is on meta; "
+                                         r"move it with .to\('meta'\)"):
+        model.sample(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="images x is on cpu but the model is on meta"):
+        model.loss_terms(torch.zeros(2, 3, 16, 16), torch.zeros(2, 3, device="meta"))
