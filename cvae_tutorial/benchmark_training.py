@@ -4,9 +4,9 @@
    the decoded uint8 cache (batches gathered by the prefetch thread), on a generated folder of
    CelebA-sized 178x218 JPEGs, so it runs anywhere.
 2. Training images/s of each model at 64x64, batch 128, with the fast options off and on (on: the
-   ``TrainConfig`` defaults, resolved for the device), through the real data path, and the same
-   step fed one batch already on the device (step-only): their ratio says whether data starves
-   the step.
+   ``TrainConfig`` defaults, resolved for the device; with ``--cpu-bf16`` on a CPU also with bf16
+   autocast, which "auto" leaves off there), through the real data path, and the same step fed one batch already
+   on the device (step-only): their ratio says whether data starves the step.
 3. Forward+backward FLOPs per image (``torch.utils.flop_counter``) and the achieved fraction of
    the device's measured matmul peak.
 
@@ -231,6 +231,8 @@ def _parse_args(argv):
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
     parser.add_argument("--compile", action="store_true",
                         help="also torch.compile the step in the 'on' setting (slow to start)")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="on a CPU also time the 'on' setting with bf16 autocast")
     parser.add_argument("--matmul-size", type=int, default=2048)
     args = parser.parse_args(argv)
     for name in ("jpeg_images", "image_size", "batch_size", "rounds", "steps", "matmul_size"):
@@ -270,8 +272,11 @@ def main(argv=None) -> dict:
     for model_name in args.models:
         model_config = CVAEConfig(model=model_name, image_size=args.image_size,
                                   num_attributes=len(CELEBA_ATTRIBUTES))
+        settings = [("off", FAST_OFF), ("on", {"compile": args.compile})]
+        if args.cpu_bf16 and device.type == "cpu":  # "auto" keeps float32 on a CPU
+            settings.append(("on+bf16", {"compile": args.compile, "autocast": "bf16"}))
         configs = {label: TrainConfig(batch_size=args.batch_size, device=str(device), **options)
-                   for label, options in (("off", FAST_OFF), ("on", {"compile": args.compile}))}
+                   for label, options in settings}
         results["training"][model_name] = {
             "flops_per_image": flops_per_image(model_config),
             **training_throughput(model_name, configs, data, args.rounds, args.steps,
@@ -287,18 +292,19 @@ def main(argv=None) -> dict:
     for model_name, row in results["training"].items():
         flops = row["flops_per_image"]
         print(f"   {model_name:<10} {flops / 1e9:6.2f} GFLOP/image (fwd+bwd)")
-        for label in ("off", "on"):
+        for label in [key for key in row if key != "flops_per_image"]:
             r = row[label]
             peak = peaks["bfloat16" if r["options"]["autocast"] == "bfloat16"
                          and "bfloat16" in peaks else "float32"]
             r["fraction_of_peak"] = flops * r["images_per_s"] / peak
-            print(f"     fast {label:<3} {r['images_per_s']:8.0f} images/s "
+            print(f"     fast {label:<7} {r['images_per_s']:8.0f} images/s "
                   f"(step only {r['step_only_images_per_s']:8.0f}; data path keeps "
                   f"{r['images_per_s'] / r['step_only_images_per_s']:4.0%}), "
                   f"{r['fraction_of_peak']:6.1%} of matmul peak   "
                   + " ".join(f"{k}={v}" for k, v in r["options"].items()))
-        print(f"     speed-up on/off: "
-              f"{row['on']['images_per_s'] / row['off']['images_per_s']:.2f}x")
+        print("     speed-up vs off: " + ", ".join(
+            f"{label} {row[label]['images_per_s'] / row['off']['images_per_s']:.2f}x"
+            for label in row if label not in ("flops_per_image", "off")))
     return results
 
 

@@ -69,7 +69,8 @@ class TrainConfig:
     # Fast-step options: each can be switched and each is correct on a CPU; "auto" is on for CUDA.
     autocast: str = "auto"        # "bf16" or "off" (auto: bf16 on CUDA, off on CPU)
     channels_last: str = "auto"   # "on" or "off": NHWC convolutions (auto: on for CUDA only)
-    adam: str = "auto"            # "fused", "foreach" or "for-loop" (auto: fused on CUDA, foreach on CPU)
+    adam: str = "auto"            # "fused", "foreach" or "for-loop" (auto: fused on CUDA, else
+    #                               foreach)
     compile: bool = False         # torch.compile the loss: minutes of compiling, then a faster step
     pin_memory: bool = True       # page-locked batches, non-blocking host-to-GPU copies (CUDA)
     prefetch: bool = True         # gather the next batch in a background thread during the step

@@ -28,11 +28,12 @@ def test_flops_are_counted_per_image():
 
 def test_small_benchmark_prints_every_ratio(capsys):
     results = main(["--jpeg-images", "32", "--batch-size", "16", "--image-size", "16",
-                    "--rounds", "1", "--steps", "1", "--warmup", "1", "--models", "sigma", "--workers", "0",
-                    "--matmul-size", "128"])
+                    "--rounds", "1", "--steps", "1", "--warmup", "1", "--models", "sigma",
+                    "--workers", "0", "--matmul-size", "128", "--cpu-bf16"])
     printed = capsys.readouterr().out
     assert "per-image JPEG pipeline" in printed and "ratio" in printed
-    assert "speed-up on/off" in printed and "of matmul peak" in printed
+    assert "speed-up vs off: on" in printed and "on+bf16" in printed
+    assert "of matmul peak" in printed
     loader = results["loader"]
     assert loader["images"] == 32 and loader["jpeg_images_per_s"] > 0
     assert loader["cache_images_per_s"] > 0

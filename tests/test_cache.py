@@ -111,7 +111,8 @@ def test_any_image_folder_dataset_uses_the_cache(tmp_path):
         target_transform=lambda label: torch.tensor([float(label)]))
     cache = tmp_path / "cache" / "pets16.uint8"
     data = as_attribute_images(folder, ["Dog"], cache_path=cache)
-    assert data.images.shape == (6, 3, 16, 16) and data.labels.flatten().tolist() == [0.0] * 3 + [1.0] * 3
+    assert data.images.shape == (6, 3, 16, 16)
+    assert data.labels.flatten().tolist() == [0.0] * 3 + [1.0] * 3
     assert torch.equal(data.images, torch.stack([folder[i][0] for i in range(6)]))
     stamp = os.stat(cache).st_mtime_ns
     assert torch.equal(as_attribute_images(folder, ["Dog"], cache_path=cache).images, data.images)

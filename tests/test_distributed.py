@@ -1,4 +1,4 @@
-"""Data-parallel training (DDP) on CPU with gloo: disjoint shards, identical weights, one checkpoint."""
+"""Data-parallel training (DDP) on CPU with gloo: disjoint shards, same weights, one checkpoint."""
 import os
 import socket
 import subprocess
