@@ -433,7 +433,8 @@ def prepare_step(model: CVAE, config: TrainConfig, device: torch.device,
                           inspect.signature(nn.parallel.DistributedDataParallel).parameters
                           else {"broadcast_buffers": False})
         module = nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None,
+            module, device_ids=[torch.cuda.current_device() if device.index is None
+                                else device.index] if device.type == "cuda" else None,
             **no_buffer_sync)
     if options["compile"]:
         module = torch.compile(module)
