@@ -27,7 +27,7 @@ from PIL import Image
 
 from .cvae import CVAE, MODEL_NAMES, CVAEConfig
 from .data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, CelebAJPEGs,
-                   _face_parameters, default_num_workers, load_celeba, render_faces, to_float)
+                   default_num_workers, face_parameters, load_celeba, render_faces, to_float)
 from .train import (TrainConfig, epoch_batches, flip_mask, iterate_batches, prepare_step,
                     resolve_device)
 
@@ -52,9 +52,7 @@ def write_celeba_like_folder(root: Path, num_images: int, seed: int = 0) -> Path
     names, rows = [], []
     for start in range(0, num_images, 64):
         count = min(64, num_images - start)
-        labels, nuisance = zip(*(_face_parameters(seed, start + i) for i in range(count)))
-        small = render_faces(torch.tensor(np.array(labels)), torch.from_numpy(np.stack(nuisance)),
-                             64)
+        small = render_faces(*face_parameters(range(start, start + count), seed), 64)
         large = torch.nn.functional.interpolate(small.float(), size=224, mode="bilinear",
                                                 align_corners=False)
         large = large[:, :, 3:221, 23:201].permute(0, 2, 3, 1).numpy()

@@ -213,6 +213,13 @@ def _face_parameters(seed: int, index: int) -> tuple:
     return [float(attributes[name]) for name in FACE_ATTRIBUTES], nuisance.astype(np.float32)
 
 
+def face_parameters(indices, seed: int = 0):
+    """Attributes [N, 10] and nuisances of the faces with these indices, for render_faces."""
+    labels, nuisances = zip(*(_face_parameters(seed, int(index)) for index in indices))
+    return (torch.tensor(np.array(labels), dtype=torch.float32),
+            torch.from_numpy(np.stack(nuisances)))
+
+
 def render_faces(labels: Tensor, nuisance: Tensor, image_size: int) -> Tensor:
     """Draw faces with the given attributes (columns of FACE_ATTRIBUTES) and nuisances.
 
@@ -318,10 +325,8 @@ def embedded_faces(split: str = "train", image_size: int = 32, num_images: int |
     count = EMBEDDED_SPLIT_SIZES[split] if num_images is None else int(num_images)
     if count < 1:
         raise DataError(f"num_images must be at least 1, got {num_images}")
-    labels, nuisances = zip(*(_face_parameters(seed, _SPLIT_OFFSET[split] + i)
-                              for i in range(count)))
-    labels = torch.tensor(np.array(labels), dtype=torch.float32)
-    nuisances = torch.from_numpy(np.stack(nuisances))
+    labels, nuisances = face_parameters(range(_SPLIT_OFFSET[split], _SPLIT_OFFSET[split] + count),
+                                        seed)
     images = torch.cat([render_faces(labels[i:i + batch_size], nuisances[i:i + batch_size],
                                      image_size) for i in range(0, count, batch_size)])
     data = AttributeImages(images, labels, FACE_ATTRIBUTES)
