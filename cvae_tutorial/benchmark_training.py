@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from .cvae import CVAE, MODEL_NAMES, CVAEConfig
-from .data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, CelebAJPEGs,
+from .data import (CELEBA_ATTRIBUTES, AttributeImages, CelebAJPEGs,
                    default_num_workers, face_parameters, load_celeba, render_faces, to_float)
 from .train import (TrainConfig, epoch_batches, flip_mask, iterate_batches, prepare_step,
                     resolve_device)

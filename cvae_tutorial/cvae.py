@@ -22,6 +22,23 @@ class ConfigError(ValueError):
     """A configuration value of the wrong type or out of range."""
 
 
+def check_field_types(config) -> None:
+    """Check a config dataclass's values against its annotations (int, float, bool or str).
+
+    An int is accepted (and converted) where a float is expected; a bool is never an int here,
+    so papermill's or a user's ``epochs=True`` is an error, not 1.
+    """
+    for field in fields(config):
+        value = getattr(config, field.name)
+        expected = {"int": int, "float": float, "bool": bool, "str": str}[field.type]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            setattr(config, field.name, value)
+        if (expected is not bool and isinstance(value, bool)) or not isinstance(value, expected):
+            raise ConfigError(f"{type(config).__name__}.{field.name} must be {expected.__name__}, "
+                              f"got {type(value).__name__} {value!r}")
+
+
 @dataclass
 class CVAEConfig:
     """Everything that fixes a model's architecture; saved with every checkpoint."""
@@ -38,15 +55,7 @@ class CVAEConfig:
     min_log_sigma: float = MIN_LOG_SIGMA
 
     def __post_init__(self):
-        for field in fields(self):
-            value = getattr(self, field.name)
-            expected = float if field.type == "float" else (int if field.type == "int" else str)
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-                setattr(self, field.name, value)
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise ConfigError(f"CVAEConfig.{field.name} must be {expected.__name__}, got "
-                                  f"{type(value).__name__} {value!r}")
+        check_field_types(self)
         if self.model not in MODEL_NAMES:
             raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODEL_NAMES)}")
         check_image_size(self.image_size)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .cvae import MODEL_NAMES, ConfigError
+from .cvae import MODEL_NAMES, ConfigError, check_field_types
 from .data import AttributeImages, to_float
 from .fid import (InceptionWeightsError, data_fingerprint, feature_statistics,
                   frechet_distance_from_statistics, generated_features, load_fid_inception,
@@ -135,15 +135,9 @@ class ClassifierConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_field_types(self)
         for field in fields(self):
             value = getattr(self, field.name)
-            expected = float if field.type == "float" else int
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-                setattr(self, field.name, value)
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise ConfigError(f"ClassifierConfig.{field.name} must be {expected.__name__}, "
-                                  f"got {type(value).__name__} {value!r}")
             if field.name != "seed" and not value > 0:
                 raise ConfigError(f"ClassifierConfig.{field.name} must be positive, got {value}")
 

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import __version__
-from .cvae import CVAE, CVAEConfig, ConfigError
+from .cvae import CVAE, CVAEConfig, ConfigError, check_field_types
 from .data import AttributeImages, as_attribute_images, to_float
 from .losses import softclip
 
@@ -76,15 +76,7 @@ class TrainConfig:
     prefetch: bool = True         # gather the next batch in a background thread during the step
 
     def __post_init__(self):
-        for field in fields(self):
-            value = getattr(self, field.name)
-            expected = {"int": int, "float": float, "bool": bool, "str": str}[field.type]
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-                setattr(self, field.name, value)
-            if (expected is not bool and isinstance(value, bool)) or not isinstance(value, expected):
-                raise ConfigError(f"TrainConfig.{field.name} must be {expected.__name__}, got "
-                                  f"{type(value).__name__} {value!r}")
+        check_field_types(self)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
