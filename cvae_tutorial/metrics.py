@@ -88,10 +88,10 @@ def bits_per_dim(nll_nats: float | Tensor, num_dims: int):
 
 
 @torch.no_grad()
-def test_log_weights(model, data: AttributeImages, num_samples: int = 100,
-                     num_images: int | None = None, batch_size: int = 64, seed: int = 0,
-                     progress: bool = True) -> Tensor:
-    """Log importance weights [N, K] of the first ``num_images`` test images, dequantised."""
+def dataset_log_weights(model, data: AttributeImages, num_samples: int = 100,
+                        num_images: int | None = None, batch_size: int = 64, seed: int = 0,
+                        progress: bool = True) -> Tensor:
+    """Log importance weights [N, K] of the first ``num_images`` images of ``data``, dequantised."""
     device = next(model.parameters()).device
     count = len(data) if num_images is None else min(int(num_images), len(data))
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -366,8 +366,8 @@ def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict
                           f"{data.num_attributes} at {data.image_size}px; load the matching data")
     model = model.to(ev.device).eval()
     name = model.config.model
-    log_w = test_log_weights(model, data, ev.iw_samples, ev.likelihood_images, seed=ev.seed,
-                             progress=progress)
+    log_w = dataset_log_weights(model, data, ev.iw_samples, ev.likelihood_images, seed=ev.seed,
+                                progress=progress)
     likelihoods = likelihood_summary(log_w, 3 * data.image_size ** 2)
     labels = data.labels[:ev.num_samples]
     generated, samples = generated_features(model, labels, ev.features, ev.batch_size, ev.seed,
