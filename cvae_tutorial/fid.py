@@ -65,6 +65,10 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2) -> float:
         # fewer images than dimensions make Σ₁Σ₂ singular; pytorch-fid handles that (it adds
         # eps to the diagonals if sqrtm fails), so scipy's warning about it is only noise here
         warnings.simplefilter("ignore", LinAlgWarning)
+        # pytorch-fid 0.3.0 passes sqrtm's `disp`, deprecated in SciPy 1.16-1.17 (pinned < 1.18),
+        # and scipy's own error estimate divides by zero for an all-zero product
+        warnings.filterwarnings("ignore", "The `disp` argument is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
         return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
