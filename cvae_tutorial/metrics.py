@@ -442,7 +442,7 @@ def results_markdown(rows: list) -> str:
                      f"{r['paper_fid']:.1f} | {r['attribute_accuracy']:.3f} | "
                      f"{r['real_attribute_accuracy']:.3f} |")
     notes = [f"Protocol: {rows[0]['protocol']}.",
-             f"The paper's FIDs come from another protocol (see chapter 6); "
+             f"The paper's FIDs come from another, unstated protocol; "
              f"{'they are not comparable with ' + name + ', a different feature space' if name != 'FID' else 'compare orderings, not values'}.",
              f"NLL: {PAPER_NLL_NOTE}."]
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"

@@ -32,18 +32,35 @@ def show_rows(rows: dict, title: str = "", nrow: int = 8):
     return fig
 
 
+# Readable titles for the keys of a training history (train.train's per-epoch dicts).
+HISTORY_TITLES = {
+    "train_loss": "training loss (−ELBO at the batch σ*)", "train_recon": "training reconstruction NLL",
+    "train_kl": "training KL", "train_mse": "training MSE", "log_sigma": "log σ* (decoder)",
+    "test_neg_elbo": "test −ELBO (fixed σ)", "test_recon": "test reconstruction NLL",
+    "test_kl": "test KL",
+}
+HISTORY_UNITS = {"train_mse": "MSE per pixel", "log_sigma": "log σ*"}
+
+
 def plot_histories(histories: dict, keys=("train_loss", "test_neg_elbo"), title: str = "",
                    ylabel: str = "nats per image"):
-    """Curves of ``keys`` per epoch for each named history (a list of per-epoch dicts)."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    """Curves of ``keys`` per epoch for each named history (a list of per-epoch dicts).
+
+    At most two panels a row, so the figure stays readable in the book's column (<= 10 in).
+    """
+    columns = min(2, len(keys))
+    rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.5 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for name, history in histories.items():
             ax.plot([row["epoch"] for row in history], [row[key] for row in history], marker="o",
                     label=name)
-        ax.set_title(key.replace("_", " "))
+        ax.set_title(HISTORY_TITLES.get(key, key.replace("_", " ")))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel if key != "log_sigma" else "log σ*")
+        ax.set_ylabel(HISTORY_UNITS.get(key, ylabel))
         ax.legend()
     if title:
         fig.suptitle(title)
