@@ -43,6 +43,15 @@ def test_notebook_is_committed_without_outputs(chapter):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
+def test_notebook_is_valid_nbformat_with_cell_ids(chapter):
+    import nbformat
+
+    nbformat.validate(nbformat.reads(json.dumps(notebook(chapter)), as_version=4))
+    assert all("id" in cell for cell in notebook(chapter)["cells"]), \
+        f"{chapter}.ipynb has cells without ids (nbformat 4.5): run nbformat's normalize"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_notebook_has_exactly_one_parameters_cell(chapter):
     tagged = [cell for cell in notebook(chapter)["cells"]
               if "parameters" in cell.get("metadata", {}).get("tags", [])]
