@@ -47,6 +47,15 @@ def check_broadcasts(name: str, value, target: Tensor, target_name: str) -> None
                          f"{tuple(target.shape)}") from None
 
 
+def check_reconstruction(x, x_hat) -> None:
+    """``x`` and its reconstruction ``x_hat``: float tensors [batch, ...] of the same shape."""
+    check_batch("x", x)
+    check_batch("x_hat", x_hat)
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and "
+                         f"{tuple(x_hat.shape)}")
+
+
 def gaussian_log_prob(x: Tensor, mu: Tensor, log_sigma: Tensor | float) -> Tensor:
     """log N(x; mu, sigma^2 I) summed over all but the batch dimension."""
     check_batch("x", x)
@@ -62,10 +71,7 @@ def gaussian_nll(x: Tensor, x_hat: Tensor, log_sigma: Tensor | float = 0.0) -> T
 
     ``log_sigma = 0`` is the unit-variance decoder of the plain Gaussian CVAE.
     """
-    check_batch("x", x), check_batch("x_hat", x_hat)
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and "
-                         f"{tuple(x_hat.shape)}")
+    check_reconstruction(x, x_hat)
     return -gaussian_log_prob(x, x_hat, log_sigma)
 
 
@@ -74,10 +80,10 @@ def optimal_log_sigma(x: Tensor, x_hat: Tensor, min_log_sigma: float = MIN_LOG_S
 
     The clamp keeps log(0) finite for a perfect reconstruction; softclip keeps σ* > exp(min).
     """
-    check_batch("x", x), check_batch("x_hat", x_hat)
-    if x.shape != x_hat.shape or x.numel() == 0:
-        raise ValueError(f"x and x_hat must have the same non-empty shape, got {tuple(x.shape)} "
-                         f"and {tuple(x_hat.shape)}: σ* is the MSE over the batch")
+    check_reconstruction(x, x_hat)
+    if x.numel() == 0:
+        raise ValueError(f"x and x_hat must not be empty, got shape {tuple(x.shape)}: σ* is the "
+                         f"MSE over the batch")
     mse = ((x - x_hat) ** 2).mean()
     return softclip(0.5 * torch.log(mse.clamp_min(1e-30)), min_log_sigma)
 
