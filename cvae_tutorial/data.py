@@ -162,23 +162,21 @@ def as_attribute_images(dataset, attribute_names: Sequence[str] | None = None,
         return dataset
     if cache_path is not None:
         cached = build_image_cache(dataset, cache_path, num_workers, batch_size, on_error)
-        labels = cached.labels
-        if (labels < 0).any():
-            labels = (labels > 0).float()  # {-1, 1} -> {0, 1}
-        names = attribute_names or tuple(f"attribute_{i}" for i in range(labels.shape[1]))
-        return AttributeImages(cached.images, labels, tuple(names))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    images, labels = [], []
-    for image_batch, label_batch in tqdm(loader, desc="reading dataset", leave=False):
-        if image_batch.is_floating_point():
-            image_batch = to_uint8(image_batch)
-        images.append(image_batch)
-        labels.append(torch.as_tensor(label_batch).float())
-    labels = torch.cat(labels)
+        images, labels = cached.images, cached.labels
+    else:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size,
+                                             num_workers=num_workers)
+        image_batches, label_batches = [], []
+        for image_batch, label_batch in tqdm(loader, desc="reading dataset", leave=False):
+            if image_batch.is_floating_point():
+                image_batch = to_uint8(image_batch)
+            image_batches.append(image_batch)
+            label_batches.append(torch.as_tensor(label_batch).float())
+        images, labels = torch.cat(image_batches), torch.cat(label_batches)
     if (labels < 0).any():
         labels = (labels > 0).float()  # {-1, 1} -> {0, 1}
     names = attribute_names or tuple(f"attribute_{i}" for i in range(labels.shape[1]))
-    return AttributeImages(torch.cat(images), labels, tuple(names))
+    return AttributeImages(images, labels, tuple(names))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -413,7 +411,7 @@ class CelebAJPEGs(torch.utils.data.Dataset):
         return self.transform(tensor).contiguous(), self.labels[index]
 
 
-def _cache_key(folder: Path, split: str, image_size: int, crop: int, files) -> str:
+def _cache_key(split: str, image_size: int, crop: int, files) -> str:
     listing = hashlib.sha1("\n".join(files).encode()).hexdigest()[:12]
     return f"celeba_{split}_{image_size}px_crop{crop}_{len(files)}_{listing}"
 
@@ -432,7 +430,7 @@ def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int =
     """
     jpegs = CelebAJPEGs(root, split, image_size, crop)
     folder = Path(cache_dir) if cache_dir else celeba_folder(root) / "cache"
-    key = _cache_key(folder, split, image_size, crop, jpegs.files)
+    key = _cache_key(split, image_size, crop, jpegs.files)
     annotations = hashlib.sha1()
     for name in CELEBA_FILES[:2]:
         annotations.update((celeba_folder(root) / name).read_bytes())
