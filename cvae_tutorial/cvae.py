@@ -91,6 +91,19 @@ class CVAE(nn.Module):
         # stores the σ* of the training set here (DESIGN §3), so likelihoods use a fixed σ.
         self.register_buffer("decoder_log_sigma", torch.zeros(()))
 
+    def initialize(self, seed: int) -> "CVAE":
+        """Set every parameter and buffer to the initial value that ``seed`` gives, in place.
+
+        The values do not depend on anything drawn from torch's global generator before (it is
+        left untouched), so a run is a function of its seed: ``train`` calls this on every fresh
+        run. Device, dtype and memory format of the parameters are kept.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = CVAE(self.config)
+        self.load_state_dict(fresh.state_dict())
+        return self
+
     @property
     def learns_sigma(self) -> bool:
         return self.config.model != "gaussian"

@@ -492,8 +492,13 @@ def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
 
 def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
           checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
-          on_batch: Callable[[int, int, Tensor], None] | None = None) -> list:
+          on_batch: Callable[[int, int, Tensor], None] | None = None,
+          initialize: bool = True) -> list:
     """Train ``model``; return the history (one dict per epoch).
+
+    A run is a function of its settings: a fresh run starts from the weights ``config.seed``
+    gives (:meth:`CVAE.initialize`), whatever the model held or the global RNG drew before;
+    ``initialize=False`` keeps the model's current weights instead (fine-tuning).
 
     With ``checkpoint_path`` the run is resumable: if the file exists the run continues from it
     (the same call after an interruption finishes the same run), and it is rewritten atomically at
@@ -537,6 +542,8 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
         if rank > 0 and running is not None:
             running = dict.fromkeys(running, 0.0)  # rank 0 carries the reduced sums so far
     else:
+        if initialize:  # every rank starts from the same weights
+            model.initialize(config.seed)
         torch.manual_seed(config.seed + rank)  # ranks draw different noise for their images
         np.random.seed(config.seed + rank)
         random.seed(config.seed + rank)
@@ -751,8 +758,7 @@ def main(argv=None) -> list:
         model_config = CVAEConfig(model=args.model, image_size=args.image_size,
                                   num_attributes=train_data.num_attributes,
                                   latent_dim=args.latent_dim, base_channels=args.base_channels)
-        torch.manual_seed(args.seed)  # the same initial weights on every rank and every rerun
-        model = CVAE(model_config)
+        model = CVAE(model_config)  # train() initialises it from --seed
         path = checkpoint_path(args.out_dir, args.model)
         history = train(model, train_data, test_data, config, path, progress=rank == 0)
     except (ConfigError, DataError, CheckpointError, FileNotFoundError, PermissionError,
