@@ -1,7 +1,7 @@
 """FID benchmark: images/second of the Inception feature pass, and what the cached real
 statistics save, measured side by side in one run.
 
-    python -m cvae_tutorial.bench fid [--images 64] [--batch-size 32] [--image-size 32]
+    python -m cvae_tutorial.benchmarks fid [--images 64] [--batch-size 32] [--image-size 32]
                                       [--device auto] [--inception-weights PATH]
 
 Without the real FID weights (offline) it uses a randomly initialised FID Inception and says so:
@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import embedded_faces
-from .fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint, feature_statistics,
-                  frechet_distance_from_statistics, image_features, load_fid_inception,
-                  random_fid_inception_state_dict, real_statistics, statistics_cache_path)
-from .train import resolve_device
+from ..config import resolve_device
+from ..data.faces import embedded_faces
+from ..evaluation.fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint,
+                              feature_statistics, frechet_distance_from_statistics,
+                              image_features, load_fid_inception,
+                              random_fid_inception_state_dict, real_statistics,
+                              statistics_cache_path)
 
 
 def _synchronize(device):
@@ -30,7 +32,7 @@ def _synchronize(device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.bench fid",
+    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.benchmarks fid",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=64, help="real and generated images each")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -93,6 +95,3 @@ def main(argv=None):
           f"({totals[0] / totals[1]:.2f}x); cache file {size / 1e6:.1f} MB")
     print(f"{features.name} = {warm_d:.2f} between the test split and a stand-in generated set "
           f"(the valid split); {features.protocol}")
-
-if __name__ == "__main__":
-    main()
