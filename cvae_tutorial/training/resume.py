@@ -45,7 +45,8 @@ def check_same_run(state: dict, config, path) -> None:
                               f"a new out_dir")
 
 
-def start_or_resume(model, optimizer, config, checkpoint_path, device, initialize: bool) -> Position:
+def start_or_resume(model, optimizer, config, checkpoint_path, device,
+                    initialize: bool) -> Position:
     """Load the run's checkpoint into ``model`` and ``optimizer`` if there is one (RNG states
     too); else initialise the model from ``config.seed`` (unless not ``initialize``) and seed the
     global generators, each rank differently (its images draw their own noise)."""

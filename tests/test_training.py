@@ -3,16 +3,11 @@ import pytest
 import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, load_model, train
-from cvae_tutorial.train import CheckpointError, ConfigError, load_checkpoint
+from cvae_tutorial.checkpoints import CheckpointError, load_checkpoint
+from cvae_tutorial.config import ConfigError
 
 CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
                     base_channels=8, flow_hidden=16)
-
-
-@pytest.fixture(scope="module")
-def faces16():
-    from cvae_tutorial import embedded_faces
-    return embedded_faces("train", 16, num_images=256), embedded_faces("test", 16, num_images=64)
 
 
 def test_checkpoint_round_trip_and_resume_is_bit_identical(faces16, tmp_path):
