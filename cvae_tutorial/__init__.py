@@ -16,3 +16,8 @@ from .data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, DataErro
 from .flows import AffineCoupling, RealNVP
 from .training import NonFiniteLossError, TrainConfig, train
 from .version import __version__
+
+__all__ = ["__version__", "AffineCoupling", "AttributeImages", "CELEBA_ATTRIBUTES",
+           "checkpoint_path", "CheckpointError", "ConfigError", "CVAE", "CVAEConfig", "DataError",
+           "embedded_faces", "FACE_ATTRIBUTES", "load_celeba", "load_dataset", "load_history",
+           "load_model", "MODEL_NAMES", "NonFiniteLossError", "RealNVP", "train", "TrainConfig"]

@@ -31,6 +31,23 @@ def _synchronize(device):
         torch.cuda.synchronize()
 
 
+def _timed_distance(features, real, fake, cache, batch_size: int, device) -> tuple:
+    """Seconds for the real statistics (computed, or loaded from ``cache`` once it exists), the
+    generated features and the Fréchet distance; and the distance."""
+    clock = [time.perf_counter()]
+
+    def lap():
+        _synchronize(device)
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+    real_mu, real_sigma = real_statistics(features, real, cache, batch_size, progress=False)
+    real_seconds = lap()
+    fake_stats = feature_statistics(image_features(features, fake, batch_size, progress=False))
+    fake_seconds = lap()
+    distance = frechet_distance_from_statistics(*fake_stats, real_mu, real_sigma)
+    return real_seconds, fake_seconds, lap(), distance
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.benchmarks fid",
                                      description=__doc__.split("\n\n")[0])
@@ -63,23 +80,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = statistics_cache_path(cache_dir, features.name, "embedded", "test",
                                       args.image_size, args.images, data_fingerprint(real))
-        timings = {}
-        for label in ("cold: computes real stats", "warm: loads cached .npz"):
-            clock = [time.perf_counter()]
-
-            def lap():
-                _synchronize(device)
-                clock.append(time.perf_counter())
-                return clock[-1] - clock[-2]
-            real_mu, real_sigma = real_statistics(features, real, cache, args.batch_size,
-                                                  progress=False)
-            real_seconds = lap()
-            fake_stats = feature_statistics(image_features(features, fake, args.batch_size,
-                                                           progress=False))
-            fake_seconds = lap()
-            distance = frechet_distance_from_statistics(*fake_stats, real_mu, real_sigma)
-            frechet_seconds = lap()
-            timings[label] = (real_seconds, fake_seconds, frechet_seconds, distance)
+        timings = {label: _timed_distance(features, real, fake, cache, args.batch_size, device)
+                   for label in ("cold: computes real stats", "warm: loads cached .npz")}
         size = Path(cache).stat().st_size
     (cold_real, *_, cold_d), (warm_real, *_, warm_d) = timings.values()
     assert np.isclose(cold_d, warm_d), "the cached statistics must give the same distance"

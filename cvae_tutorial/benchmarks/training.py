@@ -258,6 +258,13 @@ def main(argv=None) -> dict:
             peaks[name] = max(peaks[name], matmul_peak(device, dtype, args.matmul_size))
     results["matmul_peak_flops"] = peaks
 
+    _print_training(results, args)
+    return results
+
+
+def _print_training(results: dict, args) -> None:
+    """Step 2./3. of the report: images/s, data-path share and fraction of the matmul peak."""
+    peaks = results["matmul_peak_flops"]
     print(f"\n2./3. training at {args.image_size}px, batch {args.batch_size}, median of "
           f"{args.rounds} interleaved rounds of {args.steps} steps; matmul peak "
           + ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in peaks.items()))
@@ -277,5 +284,3 @@ def main(argv=None) -> dict:
         print("     speed-up vs off: " + ", ".join(
             f"{label} {row[label]['images_per_s'] / row['off']['images_per_s']:.2f}x"
             for label in row if label not in ("flops_per_image", "off")))
-    return results
-

@@ -2,3 +2,5 @@
 (start or continue a run), ``distributed`` (DDP) and ``cli`` (``python -m cvae_tutorial.training``).
 """
 from .loop import NonFiniteLossError, TrainConfig, evaluate_neg_elbo, train
+
+__all__ = ["evaluate_neg_elbo", "NonFiniteLossError", "train", "TrainConfig"]
