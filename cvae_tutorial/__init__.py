@@ -1,15 +1,23 @@
 """cvae_tutorial: conditional VAEs with a Real NVP flow prior, from the ELBO to FID on CelebA.
 
-The book's chapters import this package; each concept lives in one module:
-``data`` (datasets), ``nets`` (encoder, prior encoder, decoder), ``flows`` (Real NVP),
-``losses`` (NLLs and KLs), ``cvae`` (the three models), ``train`` (loop and checkpoints),
-``plotting`` (figures).
-"""
-__version__ = "0.1.0"
+The book's chapters import this package. Its layers, each importing only from those below it:
 
-from .cvae import CVAE, MODEL_NAMES, CVAEConfig, ConfigError  # noqa: E402
-from .data import (AttributeImages, DataError, FACE_ATTRIBUTES, CELEBA_ATTRIBUTES,  # noqa: E402
-                   embedded_faces, load_celeba, load_dataset)
-from .flows import AffineCoupling, RealNVP  # noqa: E402
-from .train import (CheckpointError, NonFiniteLossError, TrainConfig,  # noqa: E402
-                    checkpoint_path, load_model, train)
+1. ``config`` (ConfigError, shared checks, the device), ``files`` (atomic writes, fingerprints)
+2. ``data`` (datasets and batches); ``nets``, ``flows``, ``losses``
+3. ``cvae`` (the three models), ``checkpoints`` (saving and loading them)
+4. ``training`` (the loop, ``python -m cvae_tutorial.training``), ``evaluation`` (chapter 6)
+5. ``benchmarks`` (``python -m cvae_tutorial.benchmarks``), ``plotting``
+"""
+from .checkpoints import CheckpointError, checkpoint_path, load_history, load_model
+from .config import ConfigError
+from .cvae import CVAE, MODEL_NAMES, CVAEConfig
+from .data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, DataError, embedded_faces,
+                   load_celeba, load_dataset)
+from .flows import AffineCoupling, RealNVP
+from .training import NonFiniteLossError, TrainConfig, train
+from .version import __version__
+
+__all__ = ["__version__", "AffineCoupling", "AttributeImages", "CELEBA_ATTRIBUTES",
+           "checkpoint_path", "CheckpointError", "ConfigError", "CVAE", "CVAEConfig", "DataError",
+           "embedded_faces", "FACE_ATTRIBUTES", "load_celeba", "load_dataset", "load_history",
+           "load_model", "MODEL_NAMES", "NonFiniteLossError", "RealNVP", "train", "TrainConfig"]

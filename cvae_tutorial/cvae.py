@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .data import check_image_size
+from .config import ConfigError, check_field_types, check_image_size
 from .flows import RealNVP
 from .losses import (MIN_LOG_SIGMA, flow_prior_log_prob, gaussian_kl, gaussian_log_prob,
                      gaussian_nll, monte_carlo_kl, sigma_optimal_nll)
@@ -16,27 +16,6 @@ from .nets import Decoder, Encoder, PriorEncoder
 MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")
 MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
                 "sigma_flow": "σ-CVAE + Real NVP prior"}
-
-
-class ConfigError(ValueError):
-    """A configuration value of the wrong type or out of range."""
-
-
-def check_field_types(config) -> None:
-    """Check a config dataclass's values against its annotations (int, float, bool or str).
-
-    An int is accepted (and converted) where a float is expected; a bool is never an int here,
-    so papermill's or a user's ``epochs=True`` is an error, not 1.
-    """
-    for field in fields(config):
-        value = getattr(config, field.name)
-        expected = {"int": int, "float": float, "bool": bool, "str": str}[field.type]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-            setattr(config, field.name, value)
-        if (expected is not bool and isinstance(value, bool)) or not isinstance(value, expected):
-            raise ConfigError(f"{type(config).__name__}.{field.name} must be {expected.__name__}, "
-                              f"got {type(value).__name__} {value!r}")
 
 
 @dataclass
@@ -88,7 +67,7 @@ class CVAE(nn.Module):
             self.prior_encoder = PriorEncoder(c.num_attributes, c.latent_dim, c.prior_channels)
             self.flow = RealNVP(c.latent_dim, c.flow_layers, c.flow_hidden, c.flow_scale_bound)
         # log σ of the decoder at evaluation: 0 for `gaussian`; for σ-models the training loop
-        # stores the σ* of the training set here (DESIGN §3), so likelihoods use a fixed σ.
+        # stores the σ* of the training set here (chapter 2), so likelihoods use a fixed σ.
         self.register_buffer("decoder_log_sigma", torch.zeros(()))
 
     def initialize(self, seed: int) -> "CVAE":

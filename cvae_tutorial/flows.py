@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .config import check_int
+
 
 def soft_clamp(x: Tensor, bound: float) -> Tensor:
     """bound * tanh(x / bound): identity near 0, never beyond ±bound (zuko's log-scale clamp)."""
@@ -63,11 +65,9 @@ class RealNVP(nn.Module):
 
     def __init__(self, dim: int, num_layers: int = 4, hidden: int = 64, scale_bound: float = 3.0):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"RealNVP needs an int dimension >= 2 to split in halves, got {dim!r}")
-        for name, value in (("num_layers", num_layers), ("hidden", hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RealNVP needs an int {name} >= 1, got {value!r}")
+        check_int("RealNVP dim (split in halves)", dim, 2, ValueError)
+        check_int("RealNVP num_layers", num_layers, 1, ValueError)
+        check_int("RealNVP hidden", hidden, 1, ValueError)
         if isinstance(scale_bound, bool) or not isinstance(scale_bound, (int, float)) or \
                 not 0 < scale_bound < math.inf:
             raise ValueError(f"RealNVP needs a finite scale_bound > 0, got {scale_bound!r}")

@@ -84,8 +84,18 @@ def optimal_log_sigma(x: Tensor, x_hat: Tensor, min_log_sigma: float = MIN_LOG_S
     if x.numel() == 0:
         raise ValueError(f"x and x_hat must not be empty, got shape {tuple(x.shape)}: σ* is the "
                          f"MSE over the batch")
-    mse = ((x - x_hat) ** 2).mean()
-    return softclip(0.5 * torch.log(mse.clamp_min(1e-30)), min_log_sigma)
+    return log_sigma_from_mse(((x - x_hat) ** 2).mean(), min_log_sigma)
+
+
+def log_sigma_from_mse(mse: Tensor, min_log_sigma: float = MIN_LOG_SIGMA,
+                       dtype: torch.dtype | None = None) -> Tensor:
+    """log σ* = ½ log MSE (σ*² = MSE maximises the Gaussian likelihood), soft-clipped below.
+
+    The clamp keeps log(0) finite for a perfect reconstruction. ``dtype``: the precision of the
+    clip (training takes the log of its float64 epoch mean, then clips in the model's float32).
+    """
+    log_sigma = 0.5 * torch.log(mse.clamp_min(1e-30))
+    return softclip(log_sigma if dtype is None else log_sigma.to(dtype), min_log_sigma)
 
 
 def sigma_optimal_nll(x: Tensor, x_hat: Tensor, min_log_sigma: float = MIN_LOG_SIGMA):
@@ -120,7 +130,7 @@ def flow_prior_log_prob(z: Tensor, flow, mu_p: Tensor, log_sigma_p: Tensor) -> T
 def monte_carlo_kl(z: Tensor, mu_q: Tensor, log_sigma_q: Tensor, log_prob_prior: Tensor) -> Tensor:
     """One-sample estimate of KL(q || p): log q(z|x,y) - log p(z|y) for z drawn from q.
 
-    With the flow prior this is, per DESIGN §3,
+    With the flow prior this is (chapter 4)
     sum_d [log σ_p - log σ_q + (f(z) - μ_p)²/(2σ_p²) - ε²/2] - log|det ∂f/∂z|,
     the quadratic term entering with +, not the - of the paper's §2.3.
     """

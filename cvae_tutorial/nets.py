@@ -4,9 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .data import check_image_size
-
-NUM_DOWNSAMPLINGS = 4  # four stride-2 convolutions: the image side must divide by 16
+from .config import NUM_DOWNSAMPLINGS, check_image_size
 
 
 def _channels(base_channels: int) -> list:

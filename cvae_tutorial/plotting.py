@@ -32,7 +32,7 @@ def show_rows(rows: dict, title: str = "", nrow: int = 8):
     return fig
 
 
-# Readable titles for the keys of a training history (train.train's per-epoch dicts).
+# Readable titles for the keys of a training history (the per-epoch dicts of training.train).
 HISTORY_TITLES = {
     "train_loss": "training loss (−ELBO at the batch σ*)", "train_recon": "training reconstruction NLL",
     "train_kl": "training KL", "train_mse": "training MSE", "log_sigma": "log σ* (decoder)",

@@ -43,3 +43,30 @@ def test_evaluate_writes_the_results_table_beside_the_checkpoints(tmp_path):
                 evaluate=True, eval_samples=32, iw_samples=4)
     table = (out_dir / "results.md").read_text()
     assert "sigma_flow" in table and (out_dir / "results.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad papermill parameters for the training chapter: the cell fails with the package's message
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("parameters, message", [
+    (dict(epochs="three"), "ConfigError: TrainConfig.epochs must be int, got str 'three'"),
+    (dict(models=["sigma", "flow"]), "ConfigError: unknown model 'flow'; use one of gaussian, "
+                                     "sigma, sigma_flow"),
+    (dict(image_size=86), "image_size=86 is not supported: the encoder halves the image 4 times"),
+], ids=["epochs-as-text", "unknown-model", "image-size-86"])
+def test_bad_papermill_parameters_fail_with_the_package_message(tmp_path, parameters, message):
+    out_dir = tmp_path / "run"
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        run_chapter(tmp_path, **{**QUICK, "epochs": 1, "models": ["sigma"], **parameters},
+                    out_dir=str(out_dir))
+    assert message in str(failure.value)
+    assert not out_dir.exists()  # failed in the validation cell, before any data or training
+
+
+def test_unwritable_out_dir_from_papermill(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the run folder should go")
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        run_chapter(tmp_path, **QUICK, epochs=1, models=["sigma"], out_dir=str(blocker / "05"))
+    assert "NotADirectoryError: cannot write to the output folder" in str(failure.value)
+    assert "runs is a file, not a folder; choose another out_dir" in str(failure.value)

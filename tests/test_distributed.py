@@ -10,7 +10,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train
-from cvae_tutorial.train import load_checkpoint, main
+from cvae_tutorial.checkpoints import load_checkpoint
+from cvae_tutorial.training.cli import main
 
 CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
                     base_channels=8, flow_hidden=16)
@@ -70,7 +71,7 @@ def test_two_processes_train_disjoint_shards_in_lockstep(tmp_path):
 
 def test_torchrun_command_line_writes_one_checkpoint(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               f"--master_port={free_port()}", "-m", "cvae_tutorial.train",
+               f"--master_port={free_port()}", "-m", "cvae_tutorial.training",
                "--dataset", "embedded", "--image-size", "16", "--num-images", "128",
                "--epochs", "1", "--batch-size", "32", "--latent-dim", "4",
                "--base-channels", "8", "--out-dir", str(tmp_path / "runs")]

@@ -3,19 +3,13 @@ import pytest
 import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, train
-from cvae_tutorial.train import (ConfigError, epoch_batches, flip_mask, iterate_batches,
-                                 load_batch)
+from cvae_tutorial.config import ConfigError
+from cvae_tutorial.data.batches import epoch_batches, flip_mask, iterate_batches, load_batch
 
 CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
                     base_channels=8, flow_hidden=16)
 PLAIN = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
              pin_memory=False)
-
-
-@pytest.fixture(scope="module")
-def faces16():
-    from cvae_tutorial import embedded_faces
-    return embedded_faces("train", 16, num_images=256), embedded_faces("test", 16, num_images=64)
 
 
 def run(data, epochs=2, **options):

@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, checkpoint_path, train
-from cvae_tutorial import fid
-from cvae_tutorial.metrics import ClassifierConfig, evaluate_run
+from cvae_tutorial.evaluation import ClassifierConfig, evaluate_run, fid
 
 
 @pytest.fixture(scope="module")

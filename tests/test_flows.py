@@ -59,7 +59,7 @@ def test_coupling_keeps_conditioning_half_and_bounds_scale():
 
 
 def test_bad_dimension_is_a_clear_error():
-    with pytest.raises(ValueError, match="dimension >= 2"):
+    with pytest.raises(ValueError, match=r"RealNVP dim \(split in halves\) must be an int >= 2, got 1"):
         RealNVP(1)
     with pytest.raises(ValueError, match=r"expects a \[batch, 4\] tensor"):
         RealNVP(4)(torch.randn(3, 5))

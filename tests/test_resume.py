@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from cvae_tutorial.train import CheckpointError, load_checkpoint
+from cvae_tutorial.checkpoints import CheckpointError, load_checkpoint
 
 # The "same command" a reader would run: seed, build the model, train with a checkpoint path.
 TRAINING_SCRIPT = textwrap.dedent("""
@@ -30,7 +30,7 @@ TRAINING_SCRIPT = textwrap.dedent("""
     torch.save(model.state_dict(), out_dir + "/final.pt")
 """)
 # The package's command line, rerun by hand after an interruption as the README says.
-CLI = ["-m", "cvae_tutorial.train", "--model", "sigma_flow", "--image-size", "16",
+CLI = ["-m", "cvae_tutorial.training", "--model", "sigma_flow", "--image-size", "16",
        "--num-images", "192", "--latent-dim", "4", "--base-channels", "8", "--batch-size", "16",
        "--epochs", "3", "--checkpoint-every", "1", "--seed", "3", "--device", "cpu"]
 

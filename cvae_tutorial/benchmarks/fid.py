@@ -1,7 +1,7 @@
 """FID benchmark: images/second of the Inception feature pass, and what the cached real
 statistics save, measured side by side in one run.
 
-    python -m cvae_tutorial.bench fid [--images 64] [--batch-size 32] [--image-size 32]
+    python -m cvae_tutorial.benchmarks fid [--images 64] [--batch-size 32] [--image-size 32]
                                       [--device auto] [--inception-weights PATH]
 
 Without the real FID weights (offline) it uses a randomly initialised FID Inception and says so:
@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import embedded_faces
-from .fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint, feature_statistics,
-                  frechet_distance_from_statistics, image_features, load_fid_inception,
-                  random_fid_inception_state_dict, real_statistics, statistics_cache_path)
-from .train import resolve_device
+from ..config import resolve_device
+from ..data.faces import embedded_faces
+from ..evaluation.fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint,
+                              feature_statistics, frechet_distance_from_statistics,
+                              image_features, load_fid_inception,
+                              random_fid_inception_state_dict, real_statistics,
+                              statistics_cache_path)
 
 
 def _synchronize(device):
@@ -29,8 +31,25 @@ def _synchronize(device):
         torch.cuda.synchronize()
 
 
+def _timed_distance(features, real, fake, cache, batch_size: int, device) -> tuple:
+    """Seconds for the real statistics (computed, or loaded from ``cache`` once it exists), the
+    generated features and the Fréchet distance; and the distance."""
+    clock = [time.perf_counter()]
+
+    def lap():
+        _synchronize(device)
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+    real_mu, real_sigma = real_statistics(features, real, cache, batch_size, progress=False)
+    real_seconds = lap()
+    fake_stats = feature_statistics(image_features(features, fake, batch_size, progress=False))
+    fake_seconds = lap()
+    distance = frechet_distance_from_statistics(*fake_stats, real_mu, real_sigma)
+    return real_seconds, fake_seconds, lap(), distance
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.bench fid",
+    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.benchmarks fid",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=64, help="real and generated images each")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -61,23 +80,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = statistics_cache_path(cache_dir, features.name, "embedded", "test",
                                       args.image_size, args.images, data_fingerprint(real))
-        timings = {}
-        for label in ("cold: computes real stats", "warm: loads cached .npz"):
-            clock = [time.perf_counter()]
-
-            def lap():
-                _synchronize(device)
-                clock.append(time.perf_counter())
-                return clock[-1] - clock[-2]
-            real_mu, real_sigma = real_statistics(features, real, cache, args.batch_size,
-                                                  progress=False)
-            real_seconds = lap()
-            fake_stats = feature_statistics(image_features(features, fake, args.batch_size,
-                                                           progress=False))
-            fake_seconds = lap()
-            distance = frechet_distance_from_statistics(*fake_stats, real_mu, real_sigma)
-            frechet_seconds = lap()
-            timings[label] = (real_seconds, fake_seconds, frechet_seconds, distance)
+        timings = {label: _timed_distance(features, real, fake, cache, args.batch_size, device)
+                   for label in ("cold: computes real stats", "warm: loads cached .npz")}
         size = Path(cache).stat().st_size
     (cold_real, *_, cold_d), (warm_real, *_, warm_d) = timings.values()
     assert np.isclose(cold_d, warm_d), "the cached statistics must give the same distance"
@@ -93,6 +97,3 @@ def main(argv=None):
           f"({totals[0] / totals[1]:.2f}x); cache file {size / 1e6:.1f} MB")
     print(f"{features.name} = {warm_d:.2f} between the test split and a stand-in generated set "
           f"(the valid split); {features.protocol}")
-
-if __name__ == "__main__":
-    main()

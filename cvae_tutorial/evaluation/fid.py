@@ -2,14 +2,13 @@
 
 pytorch-fid's style: the network comes from ``pytorch_fid.inception``, the distance from
 ``pytorch_fid.fid_score.calculate_frechet_distance``; the functions here feed them in-memory
-uint8 tensors in batches (no PNG folders) and cache the real-image statistics (DESIGN §4).
+uint8 tensors in batches (no PNG folders) and cache the real-image statistics (chapter 6).
 
 A distance is called "FID" only when the features are the FID Inception's 2048-d pool3 with its
 real weights; any other feature space gives a Fréchet distance under another name (``FD_attr``).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from contextlib import contextmanager
@@ -21,7 +20,8 @@ from scipy.linalg import LinAlgWarning
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .data import to_float, to_uint8
+from ..data.images import to_float, to_uint8
+from ..files import atomic_write, fingerprint
 
 INCEPTION_WEIGHTS_ENV = "CVAE_TUTORIAL_INCEPTION_WEIGHTS"
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's file name
@@ -220,7 +220,7 @@ def image_features(extractor: nn.Module, images: Tensor, batch_size: int = 100,
 def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: int = 100,
                        seed: int = 0, progress: bool = True, paper_shortcut: bool = False):
     """Features of ``model.sample(y)`` for every row of ``labels``, quantised to uint8 first
-    exactly as real images are, so FID sees no sub-quantisation differences (DESIGN §4).
+    exactly as real images are, so FID sees no sub-quantisation differences (chapter 6).
 
     Returns ``(features [N, D], the uint8 samples [N, 3, H, W])``.
     """
@@ -237,11 +237,10 @@ def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: 
 def data_fingerprint(images: Tensor, labels: Tensor | None = None) -> str:
     """A short content hash (a strided subset of images, all labels): tells datasets apart."""
     stride = max(1, len(images) // 256)
-    digest = hashlib.sha1(images[::stride].contiguous().numpy().tobytes())
-    digest.update(str(tuple(images.shape)).encode())
+    chunks = [images[::stride].contiguous().numpy().tobytes(), str(tuple(images.shape)).encode()]
     if labels is not None:
-        digest.update(labels.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:10]
+        chunks.append(labels.contiguous().numpy().tobytes())
+    return fingerprint(chunks, 10)
 
 
 def statistics_cache_path(cache_dir: str | os.PathLike, feature_name: str, dataset: str,
@@ -263,9 +262,6 @@ def real_statistics(extractor: nn.Module, images: Tensor, cache_path: str | os.P
     mu, sigma = feature_statistics(image_features(extractor, images, batch_size, progress,
                                                   "features (real)"))
     if cache_path is not None:
-        cache_path = Path(cache_path)
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_path.with_name(cache_path.name + ".tmp.npz")
-        np.savez(temporary, mu=mu, sigma=sigma, count=len(images))
-        os.replace(temporary, cache_path)
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache_path, lambda file: np.savez(file, mu=mu, sigma=sigma, count=len(images)))
     return mu, sigma

@@ -1,20 +1,23 @@
 """The training benchmark runs end to end on a small setting and reports what it claims to."""
 import pytest
+import torch
 from PIL import Image
 
-from cvae_tutorial.benchmark_training import (flops_per_image, main, write_celeba_like_folder)
+from cvae_tutorial.benchmarks.celeba_folder import write_celeba_folder
+from cvae_tutorial.benchmarks.training import flops_per_image, main
 from cvae_tutorial.cvae import CVAEConfig
 from cvae_tutorial.data import load_celeba
 
 
 def test_generated_folder_is_celeba_shaped(tmp_path):
-    write_celeba_like_folder(tmp_path, 5)
+    labels = write_celeba_folder(tmp_path, [0] * 5)
     jpegs = sorted((tmp_path / "celeba" / "img_align_celeba").iterdir())
     assert len(jpegs) == 5
     with Image.open(jpegs[0]) as image:
         assert image.size == (178, 218) and image.format == "JPEG"
     data = load_celeba(tmp_path, "train", 32, cache_dir=tmp_path / "cache", num_workers=0)
     assert len(data) == 5 and data.num_attributes == 40
+    assert (data.labels == torch.as_tensor(labels).float()).all()
 
 
 def test_flops_are_counted_per_image():

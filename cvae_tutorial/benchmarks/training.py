@@ -1,4 +1,4 @@
-"""Training throughput, side by side in one run: ``python -m cvae_tutorial.bench train [options]``.
+"""Training throughput, side by side in one run: ``python -m cvae_tutorial.benchmarks train [options]``.
 
 1. Loader images/s: the per-image JPEG pipeline (``CelebAJPEGs`` + ``DataLoader`` workers) against
    the decoded uint8 cache (batches gathered by the prefetch thread), on a generated folder of
@@ -23,13 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .cvae import CVAE, MODEL_NAMES, CVAEConfig
-from .data import (CELEBA_ATTRIBUTES, AttributeImages, CelebAJPEGs,
-                   default_num_workers, face_parameters, load_celeba, render_faces, to_float)
-from .train import (TrainConfig, epoch_batches, flip_mask, iterate_batches, prepare_step,
-                    resolve_device)
+from ..config import resolve_device
+from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
+from ..data.batches import epoch_batches, flip_mask, iterate_batches
+from ..data.cache import default_num_workers
+from ..data.celeba import CELEBA_ATTRIBUTES, CelebAJPEGs, load_celeba
+from ..data.images import AttributeImages, to_float
+from ..training.loop import TrainConfig
+from ..training.step import prepare_step
+from .celeba_folder import write_celeba_folder
 
 FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
                 pin_memory=False, compile=False)
@@ -38,35 +41,6 @@ FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=F
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def write_celeba_like_folder(root: Path, num_images: int, seed: int = 0) -> Path:
-    """A CelebA folder (torchvision layout) of ``num_images`` 178x218 JPEGs, all in the train split.
-
-    The pictures are embedded faces drawn at 224 px with photo-like grain, so a JPEG costs about
-    what a CelebA one does to decode (smooth regions, edges, noise), not what pure noise costs.
-    """
-    folder = root / "celeba"
-    (folder / "img_align_celeba").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    names, rows = [], []
-    for start in range(0, num_images, 64):
-        count = min(64, num_images - start)
-        small = render_faces(*face_parameters(range(start, start + count), seed), 64)
-        large = torch.nn.functional.interpolate(small.float(), size=224, mode="bilinear",
-                                                align_corners=False)
-        large = large[:, :, 3:221, 23:201].permute(0, 2, 3, 1).numpy()
-        large = np.clip(large + rng.normal(0, 4, large.shape), 0, 255).astype(np.uint8)
-        for i, pixels in enumerate(large):
-            name = f"{start + i + 1:06d}.jpg"
-            Image.fromarray(pixels).save(folder / "img_align_celeba" / name, quality=95)
-            names.append(name)
-            rows.append(" ".join("1" if rng.random() < 0.5 else "-1" for _ in CELEBA_ATTRIBUTES))
-    (folder / "list_attr_celeba.txt").write_text(
-        f"{len(names)}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n"
-        + "\n".join(f"{name} {row}" for name, row in zip(names, rows)) + "\n")
-    (folder / "list_eval_partition.txt").write_text("".join(f"{name} 0\n" for name in names))
-    return root
 
 
 def loader_throughput(root: Path, image_size: int, batch_size: int, workers: int,
@@ -213,7 +187,7 @@ def training_throughput(model_name: str, configs: dict, data: AttributeImages, r
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.bench train",
+    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.benchmarks train",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--jpeg-images", type=int, default=1024,
@@ -252,7 +226,7 @@ def main(argv=None) -> dict:
     results = {"device": name}
 
     with tempfile.TemporaryDirectory() as root:
-        write_celeba_like_folder(Path(root), args.jpeg_images)
+        write_celeba_folder(root, [0] * args.jpeg_images)
         loader = loader_throughput(Path(root), args.image_size, args.batch_size, workers, device)
     results["loader"] = loader
     print(f"\n1. loader, {loader['images']} CelebA-sized JPEGs -> {args.image_size}px, "
@@ -284,6 +258,13 @@ def main(argv=None) -> dict:
             peaks[name] = max(peaks[name], matmul_peak(device, dtype, args.matmul_size))
     results["matmul_peak_flops"] = peaks
 
+    _print_training(results, args)
+    return results
+
+
+def _print_training(results: dict, args) -> None:
+    """Step 2./3. of the report: images/s, data-path share and fraction of the matmul peak."""
+    peaks = results["matmul_peak_flops"]
     print(f"\n2./3. training at {args.image_size}px, batch {args.batch_size}, median of "
           f"{args.rounds} interleaved rounds of {args.steps} steps; matmul peak "
           + ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in peaks.items()))
@@ -303,8 +284,3 @@ def main(argv=None) -> dict:
         print("     speed-up vs off: " + ", ".join(
             f"{label} {row[label]['images_per_s'] / row['off']['images_per_s']:.2f}x"
             for label in row if label not in ("flops_per_image", "off")))
-    return results
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Fréchet distance, likelihood bounds, attribute classifier and evaluate_run (DESIGN §3–4)."""
+"""Evaluation (chapter 6): Fréchet distance, likelihood bounds, attribute classifier, the run."""
 import csv
 import math
 
@@ -8,13 +8,14 @@ import torch
 from scipy.stats import special_ortho_group
 
 from cvae_tutorial import CVAE, CVAEConfig, ConfigError, TrainConfig, checkpoint_path, train
-from cvae_tutorial.fid import FrechetDistanceError, frechet_distance, \
-    frechet_distance_from_statistics
+from cvae_tutorial.evaluation import (PAPER_FID, ClassifierConfig, attribute_accuracy,
+                                      bits_per_dim, evaluate_checkpoint, evaluate_run,
+                                      importance_weighted_bound, log_importance_weights,
+                                      train_attribute_classifier)
+from cvae_tutorial.evaluation.fid import (FrechetDistanceError, frechet_distance,
+                                          frechet_distance_from_statistics)
+from cvae_tutorial.evaluation.likelihood import dequantize
 from cvae_tutorial.losses import gaussian_log_prob
-from cvae_tutorial.metrics import (PAPER_FID, ClassifierConfig, attribute_accuracy, bits_per_dim,
-                                   dequantize, evaluate_checkpoint, evaluate_run,
-                                   importance_weighted_bound, log_importance_weights,
-                                   train_attribute_classifier)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,7 +153,7 @@ def test_dequantize_stays_inside_each_pixel_bin():
 
 
 def test_log_importance_weights_rejects_bad_k():
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match=r"num_samples \(K\) must be an int >= 1, got 0"):
         log_importance_weights(LinearGaussian(), torch.zeros(2, 4, dtype=torch.float64),
                                torch.zeros(2, 1), 0)
 

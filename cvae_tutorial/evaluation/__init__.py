@@ -1,0 +1,18 @@
+"""The evaluation layer (chapter 6): ``likelihood`` (ELBO, IW bound, bits/dim), ``classifier``
+(attribute fidelity, FD_attr), ``fid`` (Fréchet distances, the FID Inception) and ``report``
+(a run's results table)."""
+from .classifier import (AttributeClassifier, ClassifierConfig, attribute_accuracy,
+                         train_attribute_classifier)
+from .fid import (feature_statistics, frechet_distance, frechet_distance_from_statistics,
+                  generated_features, load_fid_inception)
+from .likelihood import (bits_per_dim, dataset_log_weights, importance_weighted_bound,
+                         likelihood_summary, log_importance_weights)
+from .report import (PAPER_FID, evaluate_checkpoint, evaluate_model, evaluate_run,
+                     prepare_evaluation, results_markdown, write_results)
+
+__all__ = ["attribute_accuracy", "AttributeClassifier", "bits_per_dim", "ClassifierConfig",
+           "dataset_log_weights", "evaluate_checkpoint", "evaluate_model", "evaluate_run",
+           "feature_statistics", "frechet_distance", "frechet_distance_from_statistics",
+           "generated_features", "importance_weighted_bound", "likelihood_summary",
+           "load_fid_inception", "log_importance_weights", "PAPER_FID", "prepare_evaluation",
+           "results_markdown", "train_attribute_classifier", "write_results"]

@@ -1,0 +1,233 @@
+"""Evaluating a run (chapter 6): every checkpoint's likelihoods, Fréchet distance and attribute
+fidelity on the test split, in one table beside the paper's Table 1 (``results.csv``, ``.md``)."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..checkpoints import checkpoint_path, load_model
+from ..config import ConfigError, check_int, resolve_device
+from ..cvae import MODEL_NAMES
+from ..data.images import AttributeImages
+from ..files import fingerprint
+from .classifier import (AttributeClassifier, ClassifierConfig, ClassifierFeatures,
+                         attribute_accuracy, train_attribute_classifier)
+from .fid import (InceptionWeightsError, data_fingerprint, feature_statistics,
+                  frechet_distance_from_statistics, generated_features, load_fid_inception,
+                  real_statistics, statistics_cache_path)
+from .likelihood import dataset_log_weights, likelihood_summary
+
+# The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
+# dequantisation, σ), so it cannot be reproduced and is not compared (chapter 6).
+PAPER_FID = {"gaussian": 300.9, "sigma": 173.5, "sigma_flow": 164.5}
+PAPER_NLL_NOTE = ("the paper's NLL column (-4218 ... -6702) states no units, dequantisation or "
+                  "decoder σ, so it is not reproducible and not compared")
+
+
+@dataclass
+class Evaluation:
+    """What every model of a run is measured with, built once (classifier, features, real stats)."""
+
+    test_data: AttributeImages
+    classifier: AttributeClassifier
+    features: nn.Module
+    real_mu: np.ndarray
+    real_sigma: np.ndarray
+    real_accuracy: Tensor
+    num_samples: int
+    iw_samples: int
+    likelihood_images: int
+    batch_size: int
+    seed: int
+    device: torch.device
+
+    @property
+    def distance_name(self) -> str:
+        return self.features.name
+
+    @property
+    def protocol(self) -> str:
+        return (f"{self.distance_name}: {self.num_samples} samples conditioned on the first "
+                f"{self.num_samples} test labels vs those {self.num_samples} test images at "
+                f"{self.test_data.image_size}x{self.test_data.image_size}, both quantised to "
+                f"uint8; {self.features.protocol}. Likelihoods: {self.likelihood_images} test "
+                f"images, K={self.iw_samples}, uniform dequantisation, fixed decoder σ")
+
+
+def _weights_fingerprint(module: nn.Module) -> str:
+    return fingerprint((tensor.detach().cpu().contiguous().numpy().tobytes()
+                        for tensor in module.state_dict().values()), 10)
+
+
+def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, *,
+                       dataset: str = "embedded", device="auto", feature_space: str = "auto",
+                       inception_weights: str | os.PathLike | None = None,
+                       num_samples: int = 1000, iw_samples: int = 100,
+                       likelihood_images: int = 256, batch_size: int = 100, seed: int = 0,
+                       cache_dir: str | os.PathLike | None = None,
+                       classifier: AttributeClassifier | None = None,
+                       classifier_config: ClassifierConfig | None = None,
+                       progress: bool = True) -> Evaluation:
+    """Train (or load) the attribute classifier, pick the feature space and compute (or load)
+    the real test statistics.
+
+    ``feature_space``: 'inception' (FID; an error says where the weights go when none are
+    found), 'attribute' (FD_attr), or 'auto' (FID when the weights are found, else FD_attr with
+    a warning that says why).
+    """
+    if feature_space not in ("auto", "inception", "attribute"):
+        raise ConfigError(f"feature_space must be 'auto', 'inception' or 'attribute', got "
+                          f"{feature_space!r}")
+    check_int("num_samples", num_samples, 2)  # a covariance needs two images
+    for name, value in (("iw_samples", iw_samples), ("likelihood_images", likelihood_images),
+                        ("batch_size", batch_size)):
+        check_int(name, value, 1)
+    if num_samples > len(test_data):
+        raise ConfigError(f"num_samples={num_samples} exceeds the {len(test_data)} test images "
+                          f"it is compared with; lower num_samples")
+    device = resolve_device(device)
+    if classifier is None:
+        ckpt = Path(cache_dir) / "attribute_classifier.pt" if cache_dir is not None else None
+        classifier = train_attribute_classifier(train_data, classifier_config, ckpt, device,
+                                                progress)
+    classifier = classifier.to(device).eval()
+    features = _feature_space(feature_space, inception_weights, classifier, device)
+    real_images = test_data.images[:num_samples]
+    key = data_fingerprint(real_images, test_data.labels[:num_samples])
+    if isinstance(features, ClassifierFeatures):  # its space depends on the classifier's weights
+        key += "_" + _weights_fingerprint(classifier)
+    cache = None if cache_dir is None else statistics_cache_path(
+        cache_dir, features.name, dataset, "test", test_data.image_size, num_samples, key)
+    real_mu, real_sigma = real_statistics(features, real_images, cache, batch_size, progress)
+    real_accuracy = attribute_accuracy(classifier, test_data.images, test_data.labels)
+    return Evaluation(test_data, classifier, features, real_mu, real_sigma, real_accuracy,
+                      num_samples, iw_samples, min(likelihood_images, len(test_data)), batch_size,
+                      seed, device)
+
+
+def _feature_space(feature_space: str, inception_weights, classifier: AttributeClassifier,
+                   device: torch.device) -> nn.Module:
+    """The FID Inception where asked and found; else the classifier's features (FD_attr)."""
+    if feature_space in ("auto", "inception"):
+        try:
+            return load_fid_inception(inception_weights, device)
+        except InceptionWeightsError as error:
+            if feature_space == "inception":
+                raise
+            warnings.warn(f"No FID: {error}. Using FD_attr instead.", stacklevel=3)
+    return ClassifierFeatures(classifier)
+
+
+def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict:
+    """One row of the results table for a loaded model."""
+    ev = evaluation
+    data = ev.test_data
+    if (model.config.image_size, model.config.num_attributes) != (data.image_size,
+                                                                  data.num_attributes):
+        raise ConfigError(f"model {model.config.model} is for {model.config.num_attributes} "
+                          f"attributes at {model.config.image_size}px but the test data has "
+                          f"{data.num_attributes} at {data.image_size}px; load the matching data")
+    model = model.to(ev.device).eval()
+    name = model.config.model
+    log_w = dataset_log_weights(model, data, ev.iw_samples, ev.likelihood_images, seed=ev.seed,
+                                progress=progress)
+    likelihoods = likelihood_summary(log_w, 3 * data.image_size ** 2)
+    labels = data.labels[:ev.num_samples]
+    generated, samples = generated_features(model, labels, ev.features, ev.batch_size, ev.seed,
+                                            progress)
+    distance = frechet_distance_from_statistics(*feature_statistics(generated), ev.real_mu,
+                                                ev.real_sigma)
+    accuracy = attribute_accuracy(ev.classifier, samples, labels)
+    row = {"model": name, **likelihoods,
+           "decoder_sigma": math.exp(model.decoder_log_sigma.item()),
+           "distance_name": ev.distance_name, "distance": distance,
+           "paper_fid": PAPER_FID.get(name, float("nan")),
+           "attribute_accuracy": accuracy.mean().item(),
+           "real_attribute_accuracy": ev.real_accuracy.mean().item(),
+           "num_samples": ev.num_samples, "protocol": ev.protocol}
+    row.update({f"accuracy_{attr}": value.item()
+                for attr, value in zip(data.attribute_names, accuracy)})
+    return row
+
+
+def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
+                        test_data: AttributeImages, *, evaluation: Evaluation | None = None,
+                        progress: bool = True, **options) -> dict:
+    """The results row of one checkpoint; ``options`` go to :func:`prepare_evaluation`."""
+    model = load_model(path)
+    evaluation = evaluation or prepare_evaluation(train_data, test_data, progress=progress,
+                                                  **options)
+    return evaluate_model(model, evaluation, progress)
+
+
+def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
+                 test_data: AttributeImages, models=MODEL_NAMES, *, device="auto",
+                 progress: bool = True, **options) -> list:
+    """Evaluate ``run_dir/<model>/checkpoint.pt`` for each model; write ``run_dir/results.csv``
+    and ``results.md`` (beside the paper's Table 1) and return the rows.
+
+    The attribute classifier and the cached real statistics go to ``run_dir/eval_cache``.
+    """
+    run_dir = Path(run_dir)
+    models = [models] if isinstance(models, str) else list(models)
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown model(s) {unknown}; use names from {MODEL_NAMES}")
+    missing = [str(checkpoint_path(run_dir, m)) for m in models
+               if not checkpoint_path(run_dir, m).exists()]
+    if missing:
+        raise FileNotFoundError(f"no checkpoint at {', '.join(missing)}; train these models first "
+                                f"(chapter 5 writes them) or pass the run folder that has them")
+    options.setdefault("cache_dir", run_dir / "eval_cache")
+    evaluation = prepare_evaluation(train_data, test_data, device=device, progress=progress,
+                                    **options)
+    rows = [evaluate_checkpoint(checkpoint_path(run_dir, m), train_data, test_data,
+                                evaluation=evaluation, progress=progress) for m in models]
+    write_results(rows, run_dir)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+# ----------------------------------------------------------------------------------------------
+def results_markdown(rows: list) -> str:
+    """The results as a Markdown table next to the paper's Table 1 FIDs, with the protocol."""
+    if not rows:
+        raise ValueError("no results rows to format")
+    name = rows[0]["distance_name"]
+    lines = [f"| model | −ELBO (nats) | IW-NLL (nats, K={rows[0]['iw_samples']}) | bits/dim | "
+             f"decoder σ | {name} (ours) | FID (paper) | attribute acc. (samples) | "
+             f"attribute acc. (real test) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['neg_elbo_nats']:.1f} | {r['iw_nll_nats']:.1f} | "
+                     f"{r['bits_per_dim']:.3f} | {r['decoder_sigma']:.4f} | {r['distance']:.2f} | "
+                     f"{r['paper_fid']:.1f} | {r['attribute_accuracy']:.3f} | "
+                     f"{r['real_attribute_accuracy']:.3f} |")
+    notes = [f"Protocol: {rows[0]['protocol']}.",
+             f"The paper's FIDs come from another, unstated protocol; "
+             f"{'they are not comparable with ' + name + ', a different feature space' if name != 'FID' else 'compare orderings, not values'}.",
+             f"NLL: {PAPER_NLL_NOTE}."]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def write_results(rows: list, folder: str | os.PathLike) -> tuple:
+    """Write ``results.csv`` (every column) and ``results.md`` into ``folder``; return both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    csv_path, md_path = folder / "results.csv", folder / "results.md"
+    with open(csv_path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    md_path.write_text(results_markdown(rows))
+    return csv_path, md_path

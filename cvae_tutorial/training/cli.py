@@ -1,0 +1,94 @@
+"""The command line: ``python -m cvae_tutorial.training --help``; one process, or data-parallel
+under ``torchrun --nproc_per_node=N -m cvae_tutorial.training ...`` (chapter 5)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch.distributed as dist
+
+from ..checkpoints import CheckpointError, checkpoint_path
+from ..config import ConfigError
+from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
+from ..data import DataError, load_dataset
+from .distributed import distributed_world, init_distributed
+from .loop import FAST_OPTION_CHOICES, TrainConfig, train
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m cvae_tutorial.training",
+        description="Train one of the three CVAEs. Under `torchrun --nproc_per_node=N -m "
+                    "cvae_tutorial.training ...` the same command trains data-parallel on N "
+                    "processes (DDP; --batch-size is per process). Rerunning a command resumes "
+                    "from OUT_DIR/<model>/checkpoint.pt.")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="sigma_flow")
+    parser.add_argument("--dataset", choices=("embedded", "celeba"), default="embedded")
+    parser.add_argument("--data-dir", help="the folder that holds celeba/ (for --dataset celeba)")
+    parser.add_argument("--image-size", type=int, default=32, help="a multiple of 16 (CelebA: 64)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--out-dir", required=True, help="run folder for <model>/checkpoint.pt")
+    parser.add_argument("--num-images", type=int, help="train on the first N training images")
+    parser.add_argument("--attributes", nargs="+", help="attribute names (default: all)")
+    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--base-channels", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--checkpoint-every", type=int, default=0)
+    parser.add_argument("--autocast", choices=FAST_OPTION_CHOICES["autocast"], default="auto")
+    parser.add_argument("--channels-last", choices=FAST_OPTION_CHOICES["channels_last"],
+                        default="auto")
+    parser.add_argument("--adam", choices=FAST_OPTION_CHOICES["adam"], default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    parser.add_argument("--no-prefetch", action="store_true")
+    parser.add_argument("--num-workers", type=int, help="decoding processes for the CelebA cache")
+    parser.add_argument("--on-error", choices=("stop", "skip"), default="stop",
+                        help="what a corrupt CelebA JPEG does while the cache is built")
+    return parser, parser.parse_args(argv)
+
+
+def main(argv=None) -> list:
+    """Train one model from the command line; return its history."""
+    parser, args = _parse_args(sys.argv[1:] if argv is None else argv)
+    if args.dataset == "celeba" and not args.data_dir:
+        parser.error("--dataset celeba needs --data-dir, the folder that holds celeba/")
+    try:
+        config = TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+            device=args.device, checkpoint_every=args.checkpoint_every, autocast=args.autocast,
+            channels_last=args.channels_last, adam=args.adam, compile=args.compile,
+            prefetch=not args.no_prefetch)
+        config.device = init_distributed(config.device)
+    except ConfigError as error:
+        parser.error(str(error))
+    rank, world_size = distributed_world()
+    try:
+        def load(split, count):
+            return load_dataset(args.dataset, split, args.image_size, args.data_dir,
+                                args.attributes, count, num_workers=args.num_workers,
+                                on_error=args.on_error)
+        if world_size > 1 and rank > 0:
+            dist.barrier()  # rank 0 builds the CelebA cache; the others then open it
+        train_data, test_data = load("train", args.num_images), load("test", None)
+        if world_size > 1 and rank == 0:
+            dist.barrier()
+        model_config = CVAEConfig(model=args.model, image_size=args.image_size,
+                                  num_attributes=train_data.num_attributes,
+                                  latent_dim=args.latent_dim, base_channels=args.base_channels)
+        model = CVAE(model_config)  # train() initialises it from --seed
+        path = checkpoint_path(args.out_dir, args.model)
+        history = train(model, train_data, test_data, config, path, progress=rank == 0)
+    except (ConfigError, DataError, CheckpointError, FileNotFoundError, PermissionError,
+            NotADirectoryError) as error:
+        raise SystemExit(f"error: {error}") from error
+    finally:
+        if world_size > 1:
+            dist.destroy_process_group()
+    if rank == 0:
+        last = history[-1]
+        print(f"{args.model}: {len(history)} epochs on {world_size} process(es), train loss "
+              f"{last['train_loss']:.1f}, test negative ELBO {last['test_neg_elbo']:.1f} nats; "
+              f"checkpoint {path}")
+    return history

@@ -1,0 +1,300 @@
+"""The training loop: :class:`TrainConfig`, :func:`train` and the per-epoch test ELBO (chapter 5).
+
+A run is a function of its settings and resumable at any step (``resume``); batches are gathered
+ahead by a background thread (``data.batches``); the step can run in ``channels_last`` with bf16
+autocast, compiled, with a fused or foreach Adam (``step``); under ``torchrun`` the same loop
+runs DDP (``distributed``): ``python -m cvae_tutorial.training --help``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..checkpoints import ensure_writable_folder
+from ..config import ConfigError, check_field_types, resolve_device
+from ..cvae import CVAE
+from ..data.batches import epoch_batches, flip_mask, iterate_batches, load_batch
+from ..data.cache import as_attribute_images
+from ..data.images import AttributeImages
+from ..losses import log_sigma_from_mse
+from .distributed import LOGGED_TERMS, distributed_world, reduce_running
+from .resume import Position, save_run, start_or_resume
+from .step import make_optimizer, prepare_step
+
+FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
+                       "adam": ("auto", "fused", "foreach", "for-loop")}
+CUDA_SYNC_INTERVAL = 25  # on a GPU, read losses back (a sync) every this many steps, not every step
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced NaN or Inf; the message names the step and the loss terms."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train; saved with every checkpoint."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"          # "auto": CUDA when there is one, else CPU
+    flip: bool = True             # random horizontal flips, as the paper
+    checkpoint_every: int = 0     # also checkpoint every N steps (0: only at epoch ends)
+    eval_batch_size: int = 512
+    # Fast-step options: each can be switched and each is correct on a CPU; "auto" is on for CUDA.
+    autocast: str = "auto"        # "bf16" or "off" (auto: bf16 on CUDA, off on CPU)
+    channels_last: str = "auto"   # "on" or "off": NHWC convolutions (auto: on for CUDA only)
+    adam: str = "auto"            # "fused", "foreach" or "for-loop" (auto: fused on CUDA, else
+    #                               foreach)
+    compile: bool = False         # torch.compile the loss: minutes of compiling, then a faster step
+    pin_memory: bool = True       # page-locked batches, non-blocking host-to-GPU copies (CUDA)
+    prefetch: bool = True         # gather the next batch in a background thread during the step
+
+    def __post_init__(self):
+        check_field_types(self)
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
+        if not 0 <= self.seed < 2**31:  # numpy's seeds stop at 2**32; ranks add their index
+            raise ConfigError(f"TrainConfig.seed must be in [0, 2**31), got {self.seed}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"TrainConfig.checkpoint_every must be >= 0, got "
+                              f"{self.checkpoint_every}")
+        for name, choices in FAST_OPTION_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"TrainConfig.{name} must be one of {', '.join(choices)}, got "
+                                  f"{getattr(self, name)!r}")
+        resolve_device(self.device)
+
+    def fast_options(self, device: torch.device) -> dict:
+        """The "auto" options resolved for ``device``: autocast dtype (or None), channels_last,
+        the Adam implementation, compile, and whether batches are pinned."""
+        cuda = device.type == "cuda"
+        return {"autocast": torch.bfloat16 if self.autocast == "bf16" or
+                (self.autocast == "auto" and cuda) else None,
+                "channels_last": self.channels_last == "on" or
+                (self.channels_last == "auto" and cuda),
+                "adam": self.adam if self.adam != "auto" else ("fused" if cuda else "foreach"),
+                "compile": self.compile, "pin_memory": self.pin_memory and cuda}
+
+
+@torch.no_grad()
+def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
+                      seed: int = 0) -> dict:
+    """Test negative ELBO in nats per image, with the decoder σ fixed (chapter 2).
+
+    Uses its own seeded noise so the number does not depend on (or disturb) the training RNG.
+    Under DDP each rank evaluates every world-size-th image and the sums are reduced.
+    """
+    device = next(model.parameters()).device
+    rank, world_size = distributed_world()
+    was_training = model.training
+    model.eval()
+    totals = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0}
+    shard = torch.arange(rank, len(data), world_size)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed + rank)
+        for start in range(0, len(shard), batch_size):
+            x, y = load_batch(data, shard[start:start + batch_size], device)
+            terms = model.loss_terms(x, y, fixed_sigma=True)
+            totals["neg_elbo"] += terms["loss"].item() * len(x)
+            totals["recon"] += terms["recon"].item() * len(x)
+            totals["kl"] += terms["kl"].item() * len(x)
+    model.train(was_training)
+    if world_size > 1:
+        summed = torch.tensor(list(totals.values()), dtype=torch.float64, device=device)
+        dist.all_reduce(summed)
+        totals = dict(zip(totals, summed.tolist()))
+    return {key: value / len(data) for key, value in totals.items()}
+
+
+def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
+    if not torch.isfinite(terms["loss"]):
+        values = ", ".join(f"{key}={float(value.detach()):.4g}" for key, value in terms.items())
+        if checkpoint_path is None:
+            kept = "no checkpoint was being written"
+        elif Path(checkpoint_path).exists():
+            kept = f"the checkpoint written before this step, {checkpoint_path}, is kept unchanged"
+        else:
+            kept = f"no checkpoint was written to {checkpoint_path} yet"
+        raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {values}; {kept}."
+                                 f" Lower the learning rate (in a new out_dir) or check the data "
+                                 f"for NaNs")
+
+
+def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
+          checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
+          on_batch: Callable[[int, int, Tensor], None] | None = None,
+          initialize: bool = True) -> list:
+    """Train ``model``; return the history (one dict per epoch).
+
+    A run is a function of its settings: a fresh run starts from the weights ``config.seed``
+    gives (:meth:`CVAE.initialize`), whatever the model held or the global RNG drew before;
+    ``initialize=False`` keeps the model's current weights instead (fine-tuning).
+
+    With ``checkpoint_path`` the run is resumable: if the file exists the run continues from it
+    (the same call after an interruption finishes the same run), and it is rewritten atomically at
+    every epoch end (and every ``config.checkpoint_every`` steps).
+
+    Inside an initialised process group (``torchrun``) the run is data-parallel: each rank trains
+    on its own shard of every epoch (``batch_size`` images per rank and step), DDP averages the
+    gradients, the logged metrics are reduced across ranks, and only rank 0 writes the checkpoint
+    and shows progress. ``on_batch(epoch, step, indices)`` is called before each step with the
+    training-set indices of the batch (for logging or inspection).
+    """
+    config = config or TrainConfig()
+    train_data, test_data = _checked_data(model, train_data, test_data)
+    device = resolve_device(config.device)
+    rank, world_size = distributed_world()
+    if checkpoint_path is not None and rank == 0:
+        ensure_writable_folder(Path(checkpoint_path).parent)  # fail now, not after an epoch
+    model.to(device)
+    optimizer = make_optimizer(model, config.lr, config.fast_options(device)["adam"])
+    position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize)
+    loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
+    steps_per_epoch = len(epoch_batches(len(train_data), config.batch_size, config.seed, 0,
+                                        rank, world_size))
+    bar = tqdm(total=config.epochs * steps_per_epoch,
+               initial=position.epoch * steps_per_epoch + position.step,
+               desc=f"training {model.config.model}", disable=not progress or rank > 0,
+               unit="step")
+    # Losses are read back in groups (one GPU sync per group, not per step); on a CPU after every
+    # step, so a NaN stops the run before the optimizer step that would spread it.
+    run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
+               checkpoint_path, on_batch, bar, CUDA_SYNC_INTERVAL if device.type == "cuda" else 1)
+    model.train()
+    while position.epoch < config.epochs:
+        _train_epoch(run, position)
+    bar.close()
+    return position.history
+
+
+def _checked_data(model, train_data, test_data) -> tuple:
+    """Both datasets as :class:`AttributeImages` that fit the model, or a clear error."""
+    if not isinstance(model, CVAE):
+        raise TypeError(f"model must be a cvae_tutorial CVAE, got {type(model).__name__}")
+    train_data = as_attribute_images(train_data)
+    test_data = as_attribute_images(test_data)
+    for name, data in (("train_data", train_data), ("test_data", test_data)):
+        if data.num_attributes != model.config.num_attributes or \
+                data.image_size != model.config.image_size:
+            raise ConfigError(f"{name} has {data.num_attributes} attributes at "
+                              f"{data.image_size}px but the model expects "
+                              f"{model.config.num_attributes} at {model.config.image_size}px")
+    return train_data, test_data
+
+
+@dataclass
+class _Run:
+    """What stays fixed while a run trains."""
+
+    model: CVAE
+    train_data: AttributeImages
+    test_data: AttributeImages
+    config: TrainConfig
+    device: torch.device
+    loss_fn: Callable
+    optimizer: torch.optim.Optimizer
+    options: dict
+    checkpoint_path: str | os.PathLike | None
+    on_batch: Callable | None
+    bar: tqdm
+    sync_interval: int
+
+    def save(self, position: Position) -> None:
+        save_run(self.checkpoint_path, self.model, self.optimizer, self.config, position,
+                 self.device)
+
+
+class _EpochSums:
+    """The running sums of the loss terms over an epoch; the terms of each step are kept on the
+    device and read back (a sync on a GPU) every ``sync_interval`` steps."""
+
+    def __init__(self, run: _Run, epoch: int, running: dict | None):
+        self.run, self.epoch, self.pending = run, epoch, []
+        self.running = running or {"loss": 0.0, "recon": 0.0, "kl": 0.0, "mse": 0.0, "steps": 0,
+                                   "seconds": 0.0}
+
+    def add(self, step: int, terms: dict) -> None:
+        self.pending.append((step, {key: value.detach() for key, value in terms.items()}))
+        if len(self.pending) >= self.run.sync_interval:
+            self.read_back()
+
+    def read_back(self) -> None:
+        if not self.pending:
+            return
+        values = torch.stack([torch.stack([terms[key].float() for key in LOGGED_TERMS])
+                              for _, terms in self.pending]).tolist()
+        for (step, terms), row in zip(self.pending, values):
+            if not math.isfinite(row[0]):
+                _check_finite(terms, self.epoch, step, self.run.checkpoint_path)
+            for key, value in zip(LOGGED_TERMS, row):
+                self.running[key] += value
+            self.running["steps"] += 1
+        self.run.bar.set_postfix(epoch=self.epoch, loss=f"{values[-1][0]:.1f}")
+        self.pending.clear()
+
+
+def _train_epoch(run: _Run, position: Position) -> None:
+    """The rest of epoch ``position.epoch`` from step ``position.step``, then its record."""
+    config, epoch, rank_world = run.config, position.epoch, distributed_world()
+    started = time.perf_counter()
+    batches = epoch_batches(len(run.train_data), config.batch_size, config.seed, epoch,
+                            *rank_world)
+    flips = flip_mask(len(run.train_data), config.seed, epoch) if config.flip else None
+    sums = _EpochSums(run, epoch, position.running)
+    stream = iterate_batches(run.train_data, batches[position.step:], run.device, flips,
+                             run.options["pin_memory"], run.options["channels_last"],
+                             config.prefetch)
+    for step, (x, y) in enumerate(stream, start=position.step):
+        if run.on_batch is not None:
+            run.on_batch(epoch, step, batches[step])
+        terms = run.loss_fn(x, y)
+        if run.sync_interval == 1:
+            _check_finite(terms, epoch, step, run.checkpoint_path)
+        run.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        run.optimizer.step()
+        sums.add(step, terms)
+        run.bar.update()
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 \
+                and step + 1 < len(batches):
+            sums.read_back()
+            sums.running["seconds"] += time.perf_counter() - started
+            started = time.perf_counter()
+            position.step, position.running = step + 1, sums.running
+            run.save(position)
+    sums.read_back()
+    sums.running["seconds"] += time.perf_counter() - started
+    _end_epoch(run, position, sums.running)
+
+
+def _end_epoch(run: _Run, position: Position, running: dict) -> None:
+    """Record the epoch (training means, σ*, test ELBO), move to the next one and checkpoint."""
+    model = run.model
+    totals = reduce_running(running, run.device) if distributed_world()[1] > 1 else running
+    record = {key: totals[key] / totals["steps"] for key in LOGGED_TERMS}
+    if model.learns_sigma:  # the training-set σ* = sqrt(mean MSE), fixed for evaluation
+        mean_mse = torch.tensor(record["mse"], dtype=torch.float64)
+        model.decoder_log_sigma.fill_(log_sigma_from_mse(
+            mean_mse, model.config.min_log_sigma, model.decoder_log_sigma.dtype).item())
+    test = evaluate_neg_elbo(model, run.test_data, run.config.eval_batch_size, run.config.seed)
+    position.history.append({"epoch": position.epoch + 1,
+                             **{f"train_{k}": v for k, v in record.items()},
+                             "log_sigma": model.decoder_log_sigma.item(),
+                             **{f"test_{k}": v for k, v in test.items()},
+                             "seconds": totals["seconds"]})
+    position.epoch, position.step, position.running = position.epoch + 1, 0, None
+    run.save(position)

@@ -1,0 +1,110 @@
+"""Where a run starts: fresh from its seed, or from its checkpoint exactly where it stopped.
+
+The data order of epoch ``e`` is a pure function of (seed, e), so a run restarted from a
+checkpoint written mid-epoch replays exactly the batches it had not seen yet, and the RNG states
+saved with it make its noise identical too (chapter 5).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..version import __version__
+from ..checkpoints import (CHECKPOINT_FORMAT, CheckpointError, check_checkpoint_matches,
+                           load_resume_state, save_checkpoint)
+from .distributed import distributed_world, gather_rng_states, reduce_running
+
+RUN_DEFINING_FIELDS = ("lr", "seed", "batch_size", "flip")  # a resume must not change these
+
+
+@dataclass
+class Position:
+    """How far a run has come: its history, the epoch and step to run next, and the epoch's
+    running sums of the loss terms so far (None at an epoch's start)."""
+
+    history: list
+    epoch: int = 0
+    step: int = 0
+    running: dict | None = None
+
+
+def check_same_run(state: dict, config, path) -> None:
+    """Resuming with another lr, seed, batch size or flip would splice two runs together (and
+    Adam's saved lr would silently win): a clear error instead. ``epochs`` may grow."""
+    saved = state.get("train_config", {})
+    differences = [f"{name}: checkpoint {saved[name]!r} vs asked {getattr(config, name)!r}"
+                   for name in RUN_DEFINING_FIELDS
+                   if name in saved and saved[name] != getattr(config, name)]
+    if differences:
+        raise CheckpointError(f"checkpoint {path} belongs to a run with other training settings "
+                              f"({'; '.join(differences)}); resume with the same settings or use "
+                              f"a new out_dir")
+
+
+def start_or_resume(model, optimizer, config, checkpoint_path, device,
+                    initialize: bool) -> Position:
+    """Load the run's checkpoint into ``model`` and ``optimizer`` if there is one (RNG states
+    too); else initialise the model from ``config.seed`` (unless not ``initialize``) and seed the
+    global generators, each rank differently (its images draw their own noise)."""
+    rank, world_size = distributed_world()
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = load_resume_state(checkpoint_path, map_location=device)
+        check_checkpoint_matches(state, model.config, checkpoint_path)
+        check_same_run(state, config, checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        position = Position(state["history"], state["epoch"], state["step_in_epoch"],
+                            state["running"])
+        rank_states = state.get("rng_ranks") or [state["rng"]]
+        set_rng_state(rank_states[rank] if len(rank_states) == world_size else state["rng"])
+        if rank > 0 and position.running is not None:
+            position.running = dict.fromkeys(position.running, 0.0)  # rank 0 holds the sums
+        return position
+    if initialize:  # every rank starts from the same weights
+        model.initialize(config.seed)
+    torch.manual_seed(config.seed + rank)
+    np.random.seed(config.seed + rank)
+    random.seed(config.seed + rank)
+    return Position([])
+
+
+def save_run(path, model, optimizer, config, position: Position, device) -> None:
+    """Checkpoint the run at ``position`` (rank 0 writes; under DDP with every rank's RNG state
+    and the running sums reduced over the ranks). Nothing without a ``path``."""
+    if path is None:
+        return
+    rank, world_size = distributed_world()
+    rng, rng_ranks, running = rng_state(), None, position.running
+    if world_size > 1:
+        rng_ranks = gather_rng_states(rng, world_size)
+        running = reduce_running(running, device)
+    if rank == 0:
+        save_checkpoint({
+            "format": CHECKPOINT_FORMAT, "package_version": __version__,
+            "model_config": model.config.to_dict(), "train_config": asdict(config),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "epoch": position.epoch, "step_in_epoch": position.step, "running": running,
+            "history": position.history, "rng": rng, "rng_ranks": rng_ranks}, path)
+
+
+def rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].copy()),
+                      *numpy_state[2:]],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

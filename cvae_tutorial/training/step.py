@@ -1,0 +1,62 @@
+"""The training step: the model's loss on the device, under autocast, compiled and DDP-wrapped as
+asked, and the Adam that steps it (the fast options of :class:`TrainConfig`, chapter 5)."""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor, nn
+
+from ..cvae import CVAE
+from .distributed import distributed_world
+
+
+class LossTerms(nn.Module):
+    """``model.loss_terms`` as a module's forward, so DDP and torch.compile can wrap it."""
+
+    def __init__(self, model: CVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, y: Tensor) -> dict:
+        return self.model.loss_terms(x, y)
+
+
+def make_optimizer(model: nn.Module, lr: float, implementation: str) -> torch.optim.Adam:
+    """Adam with the given implementation: 'fused', 'foreach' or 'for-loop'."""
+    if implementation == "fused":
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=lr, foreach=implementation == "foreach")
+
+
+def prepare_step(model: CVAE, config, device: torch.device,
+                 optimizer: torch.optim.Optimizer | None = None):
+    """Put ``model`` on ``device`` with the fast options; return ``(loss_fn, optimizer, options)``.
+
+    ``loss_fn(x, y)`` gives ``model.loss_terms`` under autocast, compiled and DDP-wrapped as asked
+    (DDP whenever a process group is initialised).
+    """
+    options = config.fast_options(device)
+    model.to(device)
+    if options["channels_last"]:
+        model.to(memory_format=torch.channels_last)
+    optimizer = optimizer or make_optimizer(model, config.lr, options["adam"])
+    module = LossTerms(model)
+    if distributed_world()[1] > 1:
+        # the only buffer, σ*, is set from metrics reduced over ranks: no per-step buffer sync
+        no_buffer_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
+                          inspect.signature(nn.parallel.DistributedDataParallel).parameters
+                          else {"broadcast_buffers": False})
+        module = nn.parallel.DistributedDataParallel(
+            module, device_ids=[torch.cuda.current_device() if device.index is None
+                                else device.index] if device.type == "cuda" else None,
+            **no_buffer_sync)
+    if options["compile"]:
+        module = torch.compile(module)
+    dtype = options["autocast"]
+
+    def loss_fn(x: Tensor, y: Tensor) -> dict:
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return module(x, y)
+
+    return loss_fn, optimizer, options
