@@ -3,6 +3,7 @@
 The HTML tests build the book with `jupyter-book build .` (executing every chapter) unless the
 built pages are newer than their sources, so `pytest` alone checks the whole book.
 """
+import ast
 import json
 import re
 import shutil
@@ -111,3 +112,43 @@ def test_a_failing_cell_fails_the_build(tmp_path):
                             text=True)
     assert result.returncode != 0
     assert "this cell fails" in result.stdout + result.stderr
+
+
+def _annotation_accepts(annotation, value):
+    """Whether a parameter's default fits its annotation (int, Optional[str], list[str], ...)."""
+    if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) == "Optional":
+        return value is None or _annotation_accepts(annotation.slice, value)
+    if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) == "list":
+        return isinstance(value, list) and all(_annotation_accepts(annotation.slice, v)
+                                               for v in value)
+    expected = {"int": int, "float": float, "str": str, "bool": bool}[ast.unparse(annotation)]
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected) and (expected is not int or not isinstance(value, bool))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_papermill_sees_every_parameter_with_its_type(chapter):
+    """`papermill --help-notebook` lists each assignment of the parameters cell with a type.
+
+    Papermill reads types from annotations (`image_size: int = 32`) and skips a line it cannot
+    parse (e.g. one with a second `=` in its comment), so `-p name value` would then be
+    reported as an unknown parameter.
+    """
+    import papermill
+
+    cell = next(cell for cell in notebook(chapter)["cells"]
+                if "parameters" in cell.get("metadata", {}).get("tags", []))
+    assignments = [node for node in ast.parse("".join(cell["source"])).body
+                   if isinstance(node, (ast.Assign, ast.AnnAssign))]
+    inspected = papermill.inspect_notebook(str(ROOT / f"{chapter}.ipynb"))
+    for node in assignments:
+        name = ast.unparse(node.targets[0] if isinstance(node, ast.Assign) else node.target)
+        assert isinstance(node, ast.AnnAssign), \
+            f"{chapter}: parameter {name} has no type annotation (write `{name}: int = ...`)"
+        assert name in inspected, f"{chapter}: papermill cannot parse the line of {name}"
+        assert inspected[name]["inferred_type_name"] == ast.unparse(node.annotation), \
+            f"{chapter}: papermill reads {name}'s type as {inspected[name]['inferred_type_name']}"
+        assert _annotation_accepts(node.annotation, ast.literal_eval(node.value)), \
+            f"{chapter}: {name}'s default {ast.unparse(node.value)} is not a {ast.unparse(node.annotation)}"
+    assert len(inspected) == len(assignments)
