@@ -83,7 +83,12 @@ def test_chapter_page_has_figures_and_math(built_book, chapter):
     page = (built_book / f"{chapter}.html").read_text()
     assert "<img" in page, f"{chapter}: no figure in the built page"
     assert re.search(r'class="math notranslate nohighlight"', page), f"{chapter}: no math"
-    assert "mathjax" in page.lower(), f"{chapter}: MathJax is not loaded"
+    scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page)
+    assert any(src.endswith("_static/mathjax/tex-chtml.js") for src in scripts), \
+        f"{chapter}: MathJax is not loaded from the book's own _static folder"
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    remote = [src for src in scripts if re.match(r"(https?:)?//", src)]
+    assert not remote, f"{chapter}: scripts from the network: {remote}"
     assert "output traceback" not in page and "Traceback (most recent call last)" not in page, \
         f"{chapter}: the page shows an error"
 
@@ -152,3 +157,15 @@ def test_papermill_sees_every_parameter_with_its_type(chapter):
         assert _annotation_accepts(node.annotation, ast.literal_eval(node.value)), \
             f"{chapter}: {name}'s default {ast.unparse(node.value)} is not a {ast.unparse(node.annotation)}"
     assert len(inspected) == len(assignments)
+
+
+def test_jupyterlab_renders_myst():
+    """jupyterlab-myst shows {cite} and other roles rendered in JupyterLab; an extension built
+    against another JupyterLab is listed but not loaded (marked X instead of OK)."""
+    result = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "labextension", "list"],
+                            capture_output=True, text=True)
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # no colours
+    line = next((line for line in listing.splitlines() if "jupyterlab-myst v" in line), None)
+    assert line is not None, "jupyterlab-myst is not installed: pip install -r requirements.txt"
+    assert re.search(r"jupyterlab-myst v\S+ enabled\s+OK", line), \
+        f"jupyterlab-myst does not load in this JupyterLab: {line.strip()}"
