@@ -169,3 +169,12 @@ def test_jupyterlab_renders_myst():
     assert line is not None, "jupyterlab-myst is not installed: pip install -r requirements.txt"
     assert re.search(r"jupyterlab-myst v\S+ enabled\s+OK", line), \
         f"jupyterlab-myst does not load in this JupyterLab: {line.strip()}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_code_fits_the_page_column(chapter):
+    """Code cells at most 88 columns: longer lines scroll sideways in the HTML column."""
+    for cell in notebook(chapter)["cells"]:
+        if cell["cell_type"] == "code":
+            for line in "".join(cell["source"]).splitlines():
+                assert len(line) <= 88, f"{chapter}, cell {cell['id']}: {len(line)} columns: {line}"
