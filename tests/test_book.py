@@ -105,6 +105,7 @@ def test_a_failing_cell_fails_the_build(tmp_path):
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     (tmp_path / "book").mkdir()
     shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copytree(ROOT / "book" / "_ext", tmp_path / "book" / "_ext")  # local MathJax
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: broken\n")
     cells = [{"cell_type": "markdown", "metadata": {}, "source": "# Broken"},
              {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
