@@ -45,7 +45,7 @@ PAGE_PROBLEMS = """async () => {
       problems.push(`image not loaded: ${img.getAttribute('src')}`);
   const column = document.querySelector('article.bd-article') || document.body;
   const right = column.getBoundingClientRect().right + 1;
-  for (const pre of column.querySelectorAll('div.cell pre'))   // notebook cells, in and out
+  for (const pre of column.querySelectorAll('div.cell_input pre'))   // the chapters' code
     if (pre.scrollWidth > pre.clientWidth + 1)
       problems.push(`code wider than its column (${pre.scrollWidth} > ${pre.clientWidth} px): `
                     + pre.textContent.split('\\n').reduce((a, b) => b.length > a.length ? b : a)
@@ -104,8 +104,12 @@ def page_problems(browser, page_path, screenshot=None):
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(Path(page_path).resolve().as_uri(), wait_until="load")
-    page.wait_for_load_state("networkidle")  # search.html rewrites its own URL once loaded
-    problems = page.evaluate(PAGE_PROBLEMS)
+    try:
+        problems = page.evaluate(PAGE_PROBLEMS)
+    except Exception:  # search.html rewrites its own URL once loaded: look again once settled
+        page.wait_for_timeout(1000)
+        page.wait_for_load_state("load")
+        problems = page.evaluate(PAGE_PROBLEMS)
     if screenshot is not None:
         page.screenshot(path=str(screenshot), full_page=True)
     context.close()
