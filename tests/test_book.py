@@ -3,6 +3,7 @@
 The HTML tests build the book with `jupyter-book build .` (executing every chapter) unless the
 built pages are newer than their sources, so `pytest` alone checks the whole book.
 """
+import ast
 import json
 import re
 import shutil
@@ -82,7 +83,12 @@ def test_chapter_page_has_figures_and_math(built_book, chapter):
     page = (built_book / f"{chapter}.html").read_text()
     assert "<img" in page, f"{chapter}: no figure in the built page"
     assert re.search(r'class="math notranslate nohighlight"', page), f"{chapter}: no math"
-    assert "mathjax" in page.lower(), f"{chapter}: MathJax is not loaded"
+    scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page)
+    assert any(src.split("?")[0].endswith("_static/mathjax/tex-chtml.js") for src in scripts), \
+        f"{chapter}: MathJax is not loaded from the book's own _static folder"
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    remote = [src for src in scripts if re.match(r"(https?:)?//", src)]
+    assert not remote, f"{chapter}: scripts from the network: {remote}"
     assert "output traceback" not in page and "Traceback (most recent call last)" not in page, \
         f"{chapter}: the page shows an error"
 
@@ -99,6 +105,7 @@ def test_a_failing_cell_fails_the_build(tmp_path):
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     (tmp_path / "book").mkdir()
     shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copytree(ROOT / "book" / "_ext", tmp_path / "book" / "_ext")  # local MathJax
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: broken\n")
     cells = [{"cell_type": "markdown", "metadata": {}, "source": "# Broken"},
              {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
@@ -111,3 +118,64 @@ def test_a_failing_cell_fails_the_build(tmp_path):
                             text=True)
     assert result.returncode != 0
     assert "this cell fails" in result.stdout + result.stderr
+
+
+def _annotation_accepts(annotation, value):
+    """Whether a parameter's default fits its annotation (int, Optional[str], list[str], ...)."""
+    if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) == "Optional":
+        return value is None or _annotation_accepts(annotation.slice, value)
+    if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) == "list":
+        return isinstance(value, list) and all(_annotation_accepts(annotation.slice, v)
+                                               for v in value)
+    expected = {"int": int, "float": float, "str": str, "bool": bool}[ast.unparse(annotation)]
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected) and (expected is not int or not isinstance(value, bool))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_papermill_sees_every_parameter_with_its_type(chapter):
+    """`papermill --help-notebook` lists each assignment of the parameters cell with a type.
+
+    Papermill reads types from annotations (`image_size: int = 32`) and skips a line it cannot
+    parse (e.g. one with a second `=` in its comment), so `-p name value` would then be
+    reported as an unknown parameter.
+    """
+    import papermill
+
+    cell = next(cell for cell in notebook(chapter)["cells"]
+                if "parameters" in cell.get("metadata", {}).get("tags", []))
+    assignments = [node for node in ast.parse("".join(cell["source"])).body
+                   if isinstance(node, (ast.Assign, ast.AnnAssign))]
+    inspected = papermill.inspect_notebook(str(ROOT / f"{chapter}.ipynb"))
+    for node in assignments:
+        name = ast.unparse(node.targets[0] if isinstance(node, ast.Assign) else node.target)
+        assert isinstance(node, ast.AnnAssign), \
+            f"{chapter}: parameter {name} has no type annotation (write `{name}: int = ...`)"
+        assert name in inspected, f"{chapter}: papermill cannot parse the line of {name}"
+        assert inspected[name]["inferred_type_name"] == ast.unparse(node.annotation), \
+            f"{chapter}: papermill reads {name}'s type as {inspected[name]['inferred_type_name']}"
+        assert _annotation_accepts(node.annotation, ast.literal_eval(node.value)), \
+            f"{chapter}: {name}'s default {ast.unparse(node.value)} is not a {ast.unparse(node.annotation)}"
+    assert len(inspected) == len(assignments)
+
+
+def test_jupyterlab_renders_myst():
+    """jupyterlab-myst shows {cite} and other roles rendered in JupyterLab; an extension built
+    against another JupyterLab is listed but not loaded (marked X instead of OK)."""
+    result = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "labextension", "list"],
+                            capture_output=True, text=True)
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # no colours
+    line = next((line for line in listing.splitlines() if "jupyterlab-myst v" in line), None)
+    assert line is not None, "jupyterlab-myst is not installed: pip install -r requirements.txt"
+    assert re.search(r"jupyterlab-myst v\S+ enabled\s+OK", line), \
+        f"jupyterlab-myst does not load in this JupyterLab: {line.strip()}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_code_fits_the_page_column(chapter):
+    """Code cells at most 88 columns: longer lines scroll sideways in the HTML column."""
+    for cell in notebook(chapter)["cells"]:
+        if cell["cell_type"] == "code":
+            for line in "".join(cell["source"]).splitlines():
+                assert len(line) <= 88, f"{chapter}, cell {cell['id']}: {len(line)} columns: {line}"
