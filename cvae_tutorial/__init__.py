@@ -3,7 +3,7 @@
 The book's chapters import this package; each concept lives in one module:
 ``data`` (datasets), ``nets`` (encoder, prior encoder, decoder), ``flows`` (Real NVP),
 ``losses`` (NLLs and KLs), ``cvae`` (the three models), ``train`` (loop and checkpoints),
-``plotting`` (figures).
+``editing`` (using a trained model), ``plotting`` (figures).
 """
 __version__ = "0.1.0"
 
