@@ -5,7 +5,8 @@ The book's chapters import this package. Its layers, each importing only from th
 1. ``config`` (ConfigError, shared checks, the device), ``files`` (atomic writes, fingerprints)
 2. ``data`` (datasets and batches); ``nets``, ``flows``, ``losses``
 3. ``cvae`` (the three models), ``checkpoints`` (saving and loading them)
-4. ``training`` (the loop, ``python -m cvae_tutorial.training``), ``evaluation`` (chapter 6)
+4. ``training`` (the loop, ``python -m cvae_tutorial.training``), ``evaluation`` (chapter 6),
+   ``editing`` (using a trained model: chapter 7)
 5. ``benchmarks`` (``python -m cvae_tutorial.benchmarks``), ``plotting``
 """
 from .checkpoints import CheckpointError, checkpoint_path, load_history, load_model

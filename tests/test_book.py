@@ -29,8 +29,8 @@ def notebook(chapter):
     return json.loads((ROOT / f"{chapter}.ipynb").read_text())
 
 
-def test_six_chapters_in_the_table_of_contents():
-    assert len(CHAPTERS) == 6
+def test_seven_chapters_in_the_table_of_contents():
+    assert len(CHAPTERS) == 7
     for chapter in CHAPTERS:
         assert (ROOT / f"{chapter}.ipynb").exists(), f"{chapter}.ipynb is in _toc.yml but missing"
 

@@ -28,6 +28,10 @@ SMALL = {
     "06_fid_evaluation": dict(run_dir="runs/none", standalone_dir="runs/06", standalone_epochs=1,
                               train_images=256, test_images=64, num_samples=64, iw_samples=4,
                               likelihood_images=16, classifier_epochs=1, latent_dim=4),
+    "07_using_the_model": dict(run_dir="runs/none", standalone_dir="runs/07",
+                               standalone_epochs=1, train_images=256, test_images=64,
+                               edit_images=32, num_samples=64, classifier_epochs=1,
+                               latent_dim=4),
 }
 CHAPTERS = sorted(path.stem for path in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 TIMING = re.compile(r"\b\d+(\.\d+)? s\b")  # "12.3 s": wall-clock, allowed to differ

@@ -218,9 +218,11 @@ def image_features(extractor: nn.Module, images: Tensor, batch_size: int = 100,
 
 @torch.no_grad()
 def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: int = 100,
-                       seed: int = 0, progress: bool = True, paper_shortcut: bool = False):
-    """Features of ``model.sample(y)`` for every row of ``labels``, quantised to uint8 first
-    exactly as real images are, so FID sees no sub-quantisation differences (chapter 6).
+                       seed: int = 0, progress: bool = True, paper_shortcut: bool = False,
+                       temperature: float = 1.0):
+    """Features of ``model.sample(y, temperature=...)`` for every row of ``labels``, quantised
+    to uint8 first exactly as real images are, so FID sees no sub-quantisation differences
+    (chapter 6).
 
     Returns ``(features [N, D], the uint8 samples [N, 3, H, W])``.
     """
@@ -228,7 +230,8 @@ def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: 
     generator = torch.Generator(device=model_device).manual_seed(seed)
     samples = torch.cat([
         to_uint8(model.sample(labels[start:start + batch_size].to(model_device),
-                              paper_shortcut=paper_shortcut, generator=generator)).cpu()
+                              paper_shortcut=paper_shortcut, generator=generator,
+                              temperature=temperature)).cpu()
         for start in tqdm(range(0, len(labels), batch_size), desc="sampling", disable=not progress,
                           unit="batch")])
     return image_features(extractor, samples, batch_size, progress, "features (generated)"), samples
