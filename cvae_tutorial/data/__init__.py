@@ -1,0 +1,43 @@
+"""The data layer: every dataset as :class:`AttributeImages` (uint8 images, {0, 1} labels).
+
+``images`` (the container), ``faces`` (the embedded procedural faces), ``celeba`` (CelebA),
+``cache`` (decode any dataset once), ``batches`` (the index batches and device batches that
+training and evaluation draw).
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from .batches import epoch_batches, flip_mask, iterate_batches, load_batch
+from .cache import as_attribute_images, build_image_cache, dataset_source
+from .celeba import (CELEBA_ATTRIBUTES, CelebAJPEGs, download_celeba, load_celeba,
+                     read_celeba_annotations)
+from .faces import FACE_ATTRIBUTES, embedded_faces, face_parameters, render_faces
+from .images import AttributeImages, DataError, attribute_indices, to_float, to_uint8
+
+
+__all__ = ["as_attribute_images", "attribute_indices", "AttributeImages", "build_image_cache",
+           "CELEBA_ATTRIBUTES", "CelebAJPEGs", "DataError", "dataset_source", "download_celeba",
+           "embedded_faces", "epoch_batches", "FACE_ATTRIBUTES", "face_parameters", "flip_mask",
+           "iterate_batches", "load_batch", "load_celeba", "load_dataset",
+           "read_celeba_annotations", "render_faces", "to_float", "to_uint8"]
+
+
+def load_dataset(name: str = "embedded", split: str = "train", image_size: int = 32,
+                 data_dir: str | os.PathLike | None = None,
+                 attributes: Sequence[str] | None = None, num_images: int | None = None,
+                 seed: int = 0, num_workers: int | None = None,
+                 on_error: str = "stop") -> AttributeImages:
+    """One entry point for the notebooks: ``name`` is 'embedded' or 'celeba'.
+
+    ``num_workers`` and ``on_error`` concern CelebA's cache (see :func:`load_celeba`)."""
+    if name == "embedded":
+        return embedded_faces(split, image_size, num_images, seed, attributes)
+    if name == "celeba":
+        if data_dir is None:
+            raise DataError("dataset 'celeba' needs data_dir, the folder that holds celeba/")
+        data = load_celeba(data_dir, split, image_size, attributes, num_workers=num_workers,
+                           on_error=on_error)
+        return data.subset(num_images) if num_images is not None else data
+    raise DataError(f"unknown dataset {name!r}; use 'embedded' or 'celeba'")

@@ -1,0 +1,135 @@
+"""CelebA in torchvision's layout: its annotations, the per-image JPEG pipeline, and the loader
+that decodes it once into the memory-mapped cache (chapter 5)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..config import check_image_size
+from ..files import fingerprint
+from .cache import build_image_cache, files_fingerprint
+from .images import AttributeImages, DataError
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
+    "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
+    "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
+    "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
+CELEBA_CROP = 148  # the usual centre crop of the 178x218 aligned faces before resizing
+# CelebA
+# ----------------------------------------------------------------------------------------------
+CELEBA_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba")
+
+
+def celeba_folder(root: str | os.PathLike) -> Path:
+    """``root/celeba`` after checking that the files torchvision's layout needs are there."""
+    folder = Path(root).expanduser() / "celeba"
+    missing = [str(folder / name) for name in CELEBA_FILES if not (folder / name).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"CelebA is incomplete: missing {', '.join(missing)}. Expected torchvision's layout "
+            f"{folder}/img_align_celeba/*.jpg, {folder}/list_attr_celeba.txt and "
+            f"{folder}/list_eval_partition.txt; download with "
+            f"cvae_tutorial.data.download_celeba({str(root)!r}) or by hand from the CelebA page")
+    return folder
+
+
+def download_celeba(root: str | os.PathLike) -> Path:
+    """Fetch CelebA with torchvision (needs the internet; Google Drive often rate-limits)."""
+    import torchvision
+
+    torchvision.datasets.CelebA(str(root), split="all", target_type="attr", download=True)
+    return celeba_folder(root)
+
+
+def read_celeba_annotations(root: str | os.PathLike, split: str = "train"):
+    """File names, {0,1} labels [N, 40] and attribute names of one official split."""
+    if split not in CELEBA_SPLITS and split != "all":
+        raise DataError(f"unknown split {split!r}; use one of {sorted(CELEBA_SPLITS)} or 'all'")
+    folder = celeba_folder(root)
+    lines = (folder / "list_attr_celeba.txt").read_text().splitlines()
+    names = tuple(lines[1].split())
+    rows = [line.split() for line in lines[2:] if line.strip()]
+    if not rows or any(len(row) != len(names) + 1 for row in rows):
+        raise DataError(f"{folder / 'list_attr_celeba.txt'} is malformed: expected a count line, "
+                        f"a line of {len(names)} attribute names, then one line per image")
+    labels = {row[0]: [int(v) > 0 for v in row[1:]] for row in rows}
+    partition = dict(line.split() for line in
+                     (folder / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    wanted = set(CELEBA_SPLITS.values()) if split == "all" else {CELEBA_SPLITS[split]}
+    files = sorted(name for name, part in partition.items() if int(part) in wanted)
+    missing_labels = [name for name in files if name not in labels]
+    if missing_labels:
+        raise DataError(f"{len(missing_labels)} images of list_eval_partition.txt have no row in "
+                        f"list_attr_celeba.txt (first: {missing_labels[0]})")
+    return files, torch.tensor([labels[name] for name in files], dtype=torch.float32), names
+
+
+class CelebAJPEGs(torch.utils.data.Dataset):
+    """The per-image pipeline: decode one JPEG, centre-crop 148, resize. Slow; feeds the cache."""
+
+    def __init__(self, root, split="train", image_size=64, crop=CELEBA_CROP):
+        import torchvision.transforms.v2 as T
+
+        self.files, self.labels, self.attribute_names = read_celeba_annotations(root, split)
+        self.folder = celeba_folder(root) / "img_align_celeba"
+        self.transform = T.Compose([T.CenterCrop(crop),
+                                    T.Resize(check_image_size(image_size, DataError), antialias=True)])
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.folder / self.files[index]
+        if not path.exists():
+            raise FileNotFoundError(f"CelebA image {path} is listed in list_eval_partition.txt "
+                                    f"but missing; re-extract img_align_celeba")
+        try:
+            with Image.open(path) as image:
+                tensor = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"CelebA image {path} cannot be decoded ({error}); "
+                            f"re-download or delete it from the lists") from error
+        return self.transform(tensor).contiguous(), self.labels[index]
+
+
+def _cache_key(split: str, image_size: int, crop: int, files) -> str:
+    listing = fingerprint(["\n".join(files).encode()], 12)
+    return f"celeba_{split}_{image_size}px_crop{crop}_{len(files)}_{listing}"
+
+
+def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int = 64,
+                attributes: Sequence[str] | None = None, cache_dir: str | os.PathLike | None = None,
+                num_workers: int | None = None, crop: int = CELEBA_CROP,
+                on_error: str = "stop") -> AttributeImages:
+    """CelebA as :class:`AttributeImages`, decoded once into a memory-mapped uint8 cache.
+
+    The cache (``root/celeba/cache`` unless ``cache_dir``) is named by split, size, crop and the
+    file list, and records the image files' sizes and the label files' hashes, so a stale cache
+    is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
+    says what a corrupt JPEG does: ``"stop"`` (an error naming it) or ``"skip"`` (left out,
+    with its labels, and reported).
+    """
+    jpegs = CelebAJPEGs(root, split, image_size, crop)
+    folder = Path(cache_dir) if cache_dir else celeba_folder(root) / "cache"
+    key = _cache_key(split, image_size, crop, jpegs.files)
+    annotations = fingerprint((celeba_folder(root) / name).read_bytes()
+                              for name in CELEBA_FILES[:2])
+    source = {"dataset": "celeba", "split": split, "image_size": image_size, "crop": crop,
+              "count": len(jpegs.files), "annotations": annotations,
+              "files": files_fingerprint(jpegs.folder / name for name in jpegs.files)}
+    cached = build_image_cache(jpegs, folder / f"{key}.uint8", num_workers=num_workers,
+                               on_error=on_error, source=source)
+    data = AttributeImages(cached.images, cached.labels, jpegs.attribute_names)
+    return data.select_attributes(attributes) if attributes is not None else data
