@@ -135,3 +135,79 @@ def test_cache_of_unreadable_dataset_only(tmp_path):
 
     with pytest.raises(DataError, match="none of the 2 images could be read.*image 0 is gone"):
         build_image_cache(Broken(), tmp_path / "broken.uint8", num_workers=0, on_error="skip")
+
+
+SLOW_BUILDER = '''
+import sys, time, torch
+from cvae_tutorial.data import build_image_cache
+
+class Slow(torch.utils.data.Dataset):
+    def __len__(self):
+        return 60
+
+    def __getitem__(self, i):
+        time.sleep(0.01)
+        return torch.full((3, 16, 16), i + 1, dtype=torch.uint8), torch.tensor([i % 2])
+
+cache = build_image_cache(Slow(), sys.argv[1], num_workers=0, batch_size=8, source={"slow": 1})
+whole = len(cache.images) == 60 and all(
+    int(cache.images[i].min()) == int(cache.images[i].max()) == i + 1 for i in range(60))
+print("WHOLE" if whole else "PARTIAL")
+'''
+
+
+def test_two_processes_building_one_cache_both_get_all_of_it(tmp_path):
+    """Two runs started together on a fresh folder: one builds, the other waits and opens it."""
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / "builder.py"
+    script.write_text(SLOW_BUILDER)
+    target = tmp_path / "cache" / "slow.uint8"
+    builders = []
+    for _ in range(2):
+        builders.append(subprocess.Popen([sys.executable, str(script), str(target)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True))
+        time.sleep(0.3)
+    results = [builder.communicate(timeout=180) for builder in builders]
+    for builder, (out, err) in zip(builders, results):
+        assert builder.returncode == 0 and out.strip() == "WHOLE", err[-2000:]
+    leftovers = [p.name for p in target.parent.iterdir() if p.suffix in (".partial", ".tmp")]
+    assert not leftovers
+
+
+def test_cache_files_are_readable_by_others_as_the_umask_allows(fake_celeba, tmp_path):
+    root, _ = fake_celeba
+    old = os.umask(0o022)
+    try:
+        load_celeba(root, "train", 16, cache_dir=tmp_path / "cache")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "cache").iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_zeroed_cache_bytes_are_noticed_and_rebuilt(fake_celeba, tmp_path):
+    root, _ = fake_celeba
+    built = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache").images.clone()
+    image_file = next((tmp_path / "cache").glob("*.uint8"))
+    image_file.write_bytes(bytes(image_file.stat().st_size))  # the right size, all zeros
+    with pytest.warns(UserWarning, match=r"changed or zeroed\); rebuilding"):
+        rebuilt = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache")
+    assert torch.equal(rebuilt.images, built)
+
+
+@pytest.mark.parametrize("damage", ["truncated json", "json list", "truncated labels"])
+def test_a_damaged_record_or_label_file_is_rebuilt_with_a_warning(fake_celeba, tmp_path, damage):
+    root, labels = fake_celeba
+    built = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache")
+    images = built.images.clone()
+    suffix, content = {"truncated json": (".json", None), "json list": (".json", b"[1, 2]"),
+                       "truncated labels": (".labels.npy", None)}[damage]
+    target = next(p for p in (tmp_path / "cache").iterdir() if p.name.endswith(suffix))
+    target.write_bytes(content if content is not None else target.read_bytes()[:20])
+    with pytest.warns(UserWarning, match="is damaged .*rebuilding it"):
+        rebuilt = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache")
+    assert torch.equal(rebuilt.images, images)
+    assert torch.equal(rebuilt.labels, torch.tensor(labels[:4], dtype=torch.float32))
