@@ -28,6 +28,7 @@ from ..data.images import AttributeImages
 from ..losses import log_sigma_from_mse
 from .distributed import LOGGED_TERMS, distributed_world, reduce_running
 from .resume import Position, save_run, start_or_resume
+from .run_lock import run_lock
 from .step import make_optimizer, prepare_step
 
 FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
@@ -160,6 +161,16 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
     rank, world_size = distributed_world()
     if checkpoint_path is not None and rank == 0:
         ensure_writable_folder(Path(checkpoint_path).parent)  # fail now, not after an epoch
+        with run_lock(checkpoint_path):  # one training per checkpoint
+            return _train(model, train_data, test_data, config, device, checkpoint_path,
+                          progress, on_batch, initialize)
+    return _train(model, train_data, test_data, config, device, checkpoint_path, progress,
+                  on_batch, initialize)
+
+
+def _train(model, train_data, test_data, config, device, checkpoint_path, progress, on_batch,
+           initialize) -> list:
+    rank, world_size = distributed_world()
     model.to(device)
     optimizer = make_optimizer(model, config.lr, config.fast_options(device)["adam"])
     position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize)
