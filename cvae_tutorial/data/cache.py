@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..files import atomic_write, fingerprint, temporary_beside, umask_mode
-from .images import AttributeImages, DataError, to_uint8
+from .images import AttributeImages, DataError, sample_digest, to_uint8
 
 CACHE_FORMAT = 2  # 2: records a digest of sampled images
 ON_ERROR = ("stop", "skip")
@@ -106,13 +106,6 @@ def _map_images(path: Path, shape: list) -> Tensor:
                            dtype=torch.uint8).view(shape)
 
 
-def _sample_digest(images: Tensor) -> str:
-    """A hash of up to 256 evenly spaced images: cheap to check on every open, and it tells a
-    cache whose bytes were zeroed or overwritten (of the right size) from the one built."""
-    rows = torch.linspace(0, len(images) - 1, min(len(images), 256)).long().unique()
-    return fingerprint(images[int(row)].numpy().tobytes() for row in rows)
-
-
 def _read_meta(files: dict) -> dict | None:
     """The cache's record and labels, or None (with a warning) if either is damaged."""
     try:
@@ -150,7 +143,7 @@ def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
                       stacklevel=3)
         return None
     images = _map_images(path, shape)
-    if meta.get("sample_digest") != _sample_digest(images):
+    if meta.get("sample_digest") != sample_digest(images):
         warnings.warn(f"image cache {path} does not hold the images it was built with (its "
                       f"bytes were changed or zeroed); rebuilding it", stacklevel=3)
         return None
@@ -223,7 +216,7 @@ def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error)
     finally:
         partial.unlink(missing_ok=True)
     meta = {"format": CACHE_FORMAT, "source": source, "shape": shape, "skipped": skipped,
-            "sample_digest": _sample_digest(_map_images(path, shape))}
+            "sample_digest": sample_digest(_map_images(path, shape))}
     atomic_write(files["meta"], lambda file: file.write(json.dumps(meta, indent=1)), "w")
     return _open_cache(path, source, on_error)
 

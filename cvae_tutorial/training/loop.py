@@ -173,7 +173,9 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
     rank, world_size = distributed_world()
     model.to(device)
     optimizer = make_optimizer(model, config.lr, config.fast_options(device)["adam"])
-    position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize)
+    data = train_data.fingerprint() if checkpoint_path is not None else None
+    position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize,
+                               data)
     loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
     steps_per_epoch = len(epoch_batches(len(train_data), config.batch_size, config.seed, 0,
                                         rank, world_size))
@@ -184,7 +186,8 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
     # Losses are read back in groups (one GPU sync per group, not per step); on a CPU after every
     # step, so a NaN stops the run before the optimizer step that would spread it.
     run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
-               checkpoint_path, on_batch, bar, CUDA_SYNC_INTERVAL if device.type == "cuda" else 1)
+               checkpoint_path, on_batch, bar, CUDA_SYNC_INTERVAL if device.type == "cuda" else 1,
+               data)
     model.train()
     while position.epoch < config.epochs:
         _train_epoch(run, position)
@@ -223,10 +226,11 @@ class _Run:
     on_batch: Callable | None
     bar: tqdm
     sync_interval: int
+    data: dict | None  # the training data's fingerprint, saved with each checkpoint
 
     def save(self, position: Position) -> None:
         save_run(self.checkpoint_path, self.model, self.optimizer, self.config, position,
-                 self.device)
+                 self.device, self.data)
 
 
 class _EpochSums:
