@@ -33,6 +33,10 @@ class InceptionWeightsError(FileNotFoundError):
     """The FID Inception weights were not found anywhere and could not be downloaded."""
 
 
+class NonFiniteSamplesError(FloatingPointError):
+    """A model whose samples hold NaN or Inf: it cannot be evaluated."""
+
+
 class FrechetDistanceError(ValueError):
     """Feature sets a Fréchet distance cannot be computed from."""
 
@@ -216,6 +220,18 @@ def image_features(extractor: nn.Module, images: Tensor, batch_size: int = 100,
     return torch.cat(chunks).numpy()
 
 
+def _finite(model, images: Tensor) -> Tensor:
+    """Samples as they are, or an error: quantising would turn NaN into black pixels that FID
+    and the attribute classifier then score as if the model were fine."""
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        name = getattr(getattr(model, "config", None), "model", type(model).__name__)
+        raise NonFiniteSamplesError(f"model {name} produced non-finite (NaN or Inf) pixels in "
+                                    f"{bad} of {len(images)} samples: its weights are damaged or "
+                                    f"its training diverged; retrain it before evaluating")
+    return images
+
+
 @torch.no_grad()
 def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: int = 100,
                        seed: int = 0, progress: bool = True, paper_shortcut: bool = False):
@@ -227,10 +243,10 @@ def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: 
     model_device = _device_of(model)
     generator = torch.Generator(device=model_device).manual_seed(seed)
     samples = torch.cat([
-        to_uint8(model.sample(labels[start:start + batch_size].to(model_device),
-                              paper_shortcut=paper_shortcut, generator=generator)).cpu()
-        for start in tqdm(range(0, len(labels), batch_size), desc="sampling", disable=not progress,
-                          unit="batch")])
+        to_uint8(_finite(model, model.sample(labels[start:start + batch_size].to(model_device),
+                                             paper_shortcut=paper_shortcut, generator=generator)))
+        .cpu() for start in tqdm(range(0, len(labels), batch_size), desc="sampling",
+                                 disable=not progress, unit="batch")])
     return image_features(extractor, samples, batch_size, progress, "features (generated)"), samples
 
 
