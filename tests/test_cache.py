@@ -211,3 +211,22 @@ def test_a_damaged_record_or_label_file_is_rebuilt_with_a_warning(fake_celeba, t
         rebuilt = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache")
     assert torch.equal(rebuilt.images, images)
     assert torch.equal(rebuilt.labels, torch.tensor(labels[:4], dtype=torch.float32))
+
+
+@pytest.mark.parametrize("bad", ["60x60 jpeg", "16-bit png named .jpg"])
+def test_undersized_or_16_bit_images_stop_naming_the_file_or_are_skipped(fake_celeba, tmp_path,
+                                                                          bad):
+    root, labels = fake_celeba
+    image = root / "celeba" / "img_align_celeba" / "000002.jpg"
+    if bad == "60x60 jpeg":
+        Image.fromarray(np.full((60, 60, 3), 128, np.uint8)).save(image, quality=90)
+        named = r"is 60x60 px, smaller than the 148-px crop"
+    else:
+        Image.fromarray(np.full((218, 178), 30000, np.uint16)).save(image, format="PNG")
+        named = r"has I;16\w? pixels \(more than 8 bits per channel\)"
+    with pytest.raises(DataError, match=rf"000002.jpg {named}.*on-error skip"):
+        load_celeba(root, "train", 16, cache_dir=tmp_path / "cache", num_workers=0)
+    with pytest.warns(UserWarning, match=rf"leaves out 1 unreadable image.*000002.jpg {named}"):
+        kept = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache", num_workers=0,
+                           on_error="skip")
+    assert torch.equal(kept.labels, torch.tensor(labels[:4], dtype=torch.float32)[[0, 2, 3]])

@@ -25,6 +25,7 @@ CELEBA_ATTRIBUTES = (
 )
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 CELEBA_CROP = 148  # the usual centre crop of the 178x218 aligned faces before resizing
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
 # CelebA
 # ----------------------------------------------------------------------------------------------
 CELEBA_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba")
@@ -82,6 +83,7 @@ class CelebAJPEGs(torch.utils.data.Dataset):
 
         self.files, self.labels, self.attribute_names = read_celeba_annotations(root, split)
         self.folder = celeba_folder(root) / "img_align_celeba"
+        self.crop = crop
         self.transform = T.Compose([T.CenterCrop(crop),
                                     T.Resize(check_image_size(image_size, DataError), antialias=True)])
 
@@ -97,11 +99,24 @@ class CelebAJPEGs(torch.utils.data.Dataset):
                                     f"but missing; re-extract img_align_celeba")
         try:
             with Image.open(path) as image:
+                self._check_decodable(path, image)
                 tensor = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
         except (UnidentifiedImageError, OSError) as error:
             raise DataError(f"CelebA image {path} cannot be decoded ({error}); "
                             f"re-download or delete it from the lists") from error
         return self.transform(tensor).contiguous(), self.labels[index]
+
+    def _check_decodable(self, path, image) -> None:
+        """Images the crop would pad with black, or whose 16-bit pixels converting to 8-bit RGB
+        would clip to white, are errors naming the file, never cached silently."""
+        if image.mode not in EIGHT_BIT_MODES:
+            raise DataError(f"CelebA image {path} has {image.mode} pixels (more than 8 bits per "
+                            f"channel); re-encode it as an 8-bit RGB JPEG or delete it from the "
+                            f"lists (or build with --on-error skip)")
+        if min(image.size) < self.crop:
+            raise DataError(f"CelebA image {path} is {image.size[0]}x{image.size[1]} px, smaller "
+                            f"than the {self.crop}-px crop; use the aligned 178x218 faces or "
+                            f"delete it from the lists (or build with --on-error skip)")
 
 
 def _cache_key(split: str, image_size: int, crop: int, files) -> str:
