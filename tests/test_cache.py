@@ -230,3 +230,33 @@ def test_undersized_or_16_bit_images_stop_naming_the_file_or_are_skipped(fake_ce
         kept = load_celeba(root, "train", 16, cache_dir=tmp_path / "cache", num_workers=0,
                            on_error="skip")
     assert torch.equal(kept.labels, torch.tensor(labels[:4], dtype=torch.float32)[[0, 2, 3]])
+
+
+def test_a_read_only_dataset_folder_caches_in_the_user_cache_said_once(fake_celeba, tmp_path,
+                                                                        monkeypatch):
+    from cvae_tutorial.data import load_dataset
+    root, _ = fake_celeba
+    (root / "celeba" / "cache").write_bytes(b"")  # nothing can be created in celeba/cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.warns(UserWarning, match=r"cannot write beside the data .*caching decoded "
+                                         r"CelebA images in .*xdg/cvae_tutorial/celeba.*cache_dir"):
+        data = load_dataset("celeba", "train", 16, root)
+    assert len(data) == 4 and list((tmp_path / "xdg" / "cvae_tutorial" / "celeba").glob("*.json"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        load_dataset("celeba", "test", 16, root)
+
+
+def test_cache_dir_goes_through_load_dataset_and_the_command_line(fake_celeba, tmp_path):
+    from cvae_tutorial.data import load_dataset
+    from cvae_tutorial.training.cli import main
+    root, _ = fake_celeba
+    load_dataset("celeba", "valid", 16, root, cache_dir=tmp_path / "mine")
+    assert [p.name.split("_")[1] for p in (tmp_path / "mine").glob("*.json")] == ["valid"]
+    main(["--dataset", "celeba", "--data-dir", str(root), "--image-size", "16", "--epochs", "1",
+          "--batch-size", "4", "--latent-dim", "4", "--base-channels", "8", "--device", "cpu",
+          "--model", "gaussian", "--out-dir", str(tmp_path / "run"),
+          "--cache-dir", str(tmp_path / "cli")])
+    assert sorted(p.name.split("_")[1] for p in (tmp_path / "cli").glob("*.json")) == \
+        ["test", "train"]
+    assert not (root / "celeba" / "cache").exists()

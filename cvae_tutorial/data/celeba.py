@@ -3,6 +3,8 @@ that decodes it once into the memory-mapped cache (chapter 5)."""
 from __future__ import annotations
 
 import os
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -119,6 +121,41 @@ class CelebAJPEGs(torch.utils.data.Dataset):
                             f"delete it from the lists (or build with --on-error skip)")
 
 
+def user_cache_folder() -> Path:
+    """The per-user cache for CelebA's decoded images: ``$XDG_CACHE_HOME/cvae_tutorial/celeba``
+    (``~/.cache/...`` without it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "cvae_tutorial" / "celeba"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (a probe: as root ``os.access`` always says
+    yes, and a read-only mount says no only when written to)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def default_cache_folder(root, key: str) -> Path:
+    """``root/celeba/cache`` when it holds this cache already or is writable; else (a read-only
+    dataset folder) the per-user cache, said once."""
+    beside = celeba_folder(root) / "cache"
+    if (beside / f"{key}.json").exists() or _writable(beside):
+        return beside
+    user = user_cache_folder()
+    if user not in _ANNOUNCED:
+        _ANNOUNCED.add(user)
+        warnings.warn(f"cannot write beside the data in {beside}; caching decoded CelebA images "
+                      f"in {user} instead (choose with cache_dir / --cache-dir)", stacklevel=3)
+    return user
+
+
+_ANNOUNCED: set = set()
+
+
 def _cache_key(split: str, image_size: int, crop: int, files) -> str:
     listing = fingerprint(["\n".join(files).encode()], 12)
     return f"celeba_{split}_{image_size}px_crop{crop}_{len(files)}_{listing}"
@@ -130,15 +167,15 @@ def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int =
                 on_error: str = "stop") -> AttributeImages:
     """CelebA as :class:`AttributeImages`, decoded once into a memory-mapped uint8 cache.
 
-    The cache (``root/celeba/cache`` unless ``cache_dir``) is named by split, size, crop and the
+    The cache (in ``cache_dir``, default :func:`default_cache_folder`) is named by split, size, crop and the
     file list, and records the image files' sizes and the label files' hashes, so a stale cache
     is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
     says what a corrupt JPEG does: ``"stop"`` (an error naming it) or ``"skip"`` (left out,
     with its labels, and reported).
     """
     jpegs = CelebAJPEGs(root, split, image_size, crop)
-    folder = Path(cache_dir) if cache_dir else celeba_folder(root) / "cache"
     key = _cache_key(split, image_size, crop, jpegs.files)
+    folder = Path(cache_dir).expanduser() if cache_dir else default_cache_folder(root, key)
     annotations = fingerprint((celeba_folder(root) / name).read_bytes()
                               for name in CELEBA_FILES[:2])
     source = {"dataset": "celeba", "split": split, "image_size": image_size, "crop": crop,
