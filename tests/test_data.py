@@ -106,3 +106,12 @@ def test_any_dataset_of_image_label_pairs_converts():
     assert data.attribute_names == tuple(f"attribute_{i}" for i in range(5))
     with pytest.raises(DataError, match="uint8"):
         AttributeImages(images, labels, "abcde")
+
+
+def test_download_without_gdown_names_the_extra(tmp_path, monkeypatch):
+    import sys
+    from cvae_tutorial.data import DataError, download_celeba
+    monkeypatch.setitem(sys.modules, "gdown", None)  # as if it were not installed
+    with pytest.raises(DataError, match=r"needs gdown.*pip install 'cvae_tutorial\[download\]'"):
+        download_celeba(tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing started

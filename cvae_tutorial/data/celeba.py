@@ -47,8 +47,15 @@ def celeba_folder(root: str | os.PathLike) -> Path:
 
 
 def download_celeba(root: str | os.PathLike) -> Path:
-    """Fetch CelebA with torchvision (needs the internet; Google Drive often rate-limits)."""
+    """Fetch CelebA with torchvision (needs the internet and ``gdown``: ``pip install
+    'cvae_tutorial[download]'``; Google Drive often rate-limits)."""
     import torchvision
+
+    try:
+        import gdown  # noqa: F401  torchvision's Google Drive downloads need it
+    except ImportError:
+        raise DataError("download_celeba needs gdown, which torchvision uses for Google Drive: "
+                        "pip install 'cvae_tutorial[download]' (or pip install gdown)") from None
 
     torchvision.datasets.CelebA(str(root), split="all", target_type="attr", download=True)
     return celeba_folder(root)
