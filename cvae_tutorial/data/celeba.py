@@ -66,22 +66,56 @@ def read_celeba_annotations(root: str | os.PathLike, split: str = "train"):
     if split not in CELEBA_SPLITS and split != "all":
         raise DataError(f"unknown split {split!r}; use one of {sorted(CELEBA_SPLITS)} or 'all'")
     folder = celeba_folder(root)
-    lines = (folder / "list_attr_celeba.txt").read_text().splitlines()
-    names = tuple(lines[1].split())
-    rows = [line.split() for line in lines[2:] if line.strip()]
-    if not rows or any(len(row) != len(names) + 1 for row in rows):
-        raise DataError(f"{folder / 'list_attr_celeba.txt'} is malformed: expected a count line, "
-                        f"a line of {len(names)} attribute names, then one line per image")
-    labels = {row[0]: [int(v) > 0 for v in row[1:]] for row in rows}
-    partition = dict(line.split() for line in
-                     (folder / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    labels, names = _read_attribute_file(folder / "list_attr_celeba.txt")
+    partition = _read_partition_file(folder / "list_eval_partition.txt")
     wanted = set(CELEBA_SPLITS.values()) if split == "all" else {CELEBA_SPLITS[split]}
-    files = sorted(name for name, part in partition.items() if int(part) in wanted)
+    files = sorted(name for name, part in partition.items() if part in wanted)
     missing_labels = [name for name in files if name not in labels]
     if missing_labels:
         raise DataError(f"{len(missing_labels)} images of list_eval_partition.txt have no row in "
                         f"list_attr_celeba.txt (first: {missing_labels[0]})")
     return files, torch.tensor([labels[name] for name in files], dtype=torch.float32), names
+
+
+def _read_attribute_file(path: Path):
+    """``{file: [bool] * A}`` and the attribute names; a malformed line is named, not a crash."""
+    lines = path.read_text().splitlines()
+    expected = (f"expected a count line, a line of attribute names, then one line per image: "
+                f"a file name and one 1 or -1 per attribute; re-download it")
+    if len(lines) < 3 or not lines[0].strip().isdigit():
+        raise DataError(f"{path} is malformed ({'empty' if not lines else 'no count line'}); "
+                        f"{expected}")
+    names = tuple(lines[1].split())
+    labels = {}
+    for number, line in enumerate(lines[2:], start=3):
+        row = line.split()
+        if not row:
+            continue
+        if len(row) != len(names) + 1 or any(value not in ("1", "-1", "0") for value in row[1:]):
+            raise DataError(f"{path}, line {number} is malformed ({line[:60]!r}: {len(row) - 1} "
+                            f"values for {len(names)} attribute names); {expected}")
+        labels[row[0]] = [value == "1" for value in row[1:]]
+    if not labels:
+        raise DataError(f"{path} has no image rows; {expected}")
+    return labels, names
+
+
+def _read_partition_file(path: Path) -> dict:
+    """``{file: split number}``; a line that is not ``<file> <0|1|2>`` is named, not a crash."""
+    partition = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise DataError(f"{path}, line {number} is malformed ({line[:60]!r}); expected "
+                            f"'<file name> <0, 1 or 2>' (train, valid, test) on every line; "
+                            f"re-download it")
+        partition[fields[0]] = int(fields[1])
+    if not partition:
+        raise DataError(f"{path} is empty; expected '<file name> <0, 1 or 2>' per image; "
+                        f"re-download it")
+    return partition
 
 
 class CelebAJPEGs(torch.utils.data.Dataset):
