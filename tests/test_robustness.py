@@ -247,3 +247,45 @@ def test_frechet_distance_of_one_generated_image_is_a_clear_error(tiny_faces):
         frechet_distance(generated, real)
     with pytest.raises(ValueError, match="num_samples must be an int >= 2, got 1"):
         prepare_evaluation(train_data, test_data, num_samples=1, progress=False)
+
+
+def test_command_line_nan_loss_and_negative_workers_are_one_line(fake_celeba, tmp_path):
+    from cvae_tutorial.training.cli import main
+    small = ["--model", "gaussian", "--image-size", "16", "--latent-dim", "4", "--epochs", "1",
+             "--base-channels", "8", "--batch-size", "16", "--device", "cpu"]
+    with pytest.raises(SystemExit, match=r"^error: non-finite loss at epoch 0, step \d+: .*Lower "
+                                         r"the learning rate") as stopped:
+        main(small + ["--lr", "1e30", "--num-images", "64", "--out-dir", str(tmp_path / "a")])
+    assert isinstance(stopped.value.__cause__, NonFiniteLossError)
+    root, _ = fake_celeba
+    with pytest.raises(SystemExit, match=r"^error: num_workers \(--num-workers\) must be an int "
+                                         r">= 0, got -1"):
+        main(small + ["--dataset", "celeba", "--data-dir", str(root), "--num-workers", "-1",
+                      "--out-dir", str(tmp_path / "b")])
+
+
+FILE_SIZE_LIMIT = """
+import resource, signal, sys, torch
+from cvae_tutorial.checkpoints import CheckpointError, save_checkpoint
+path = sys.argv[1]
+save_checkpoint({"format": 1, "weights": torch.zeros(10)}, path)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+try:
+    save_checkpoint({"format": 1, "weights": torch.zeros(100_000)}, path)
+except CheckpointError as error:
+    print(error)
+"""
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_last_and_leaves_no_tmp(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "checkpoint.pt"
+    result = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT, str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"could not write checkpoint {path} (")
+    assert f"the last checkpoint {path} is kept; free disk space" in result.stdout
+    assert load_checkpoint(path)["weights"].shape == (10,)  # the last good one, whole
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))

@@ -16,6 +16,7 @@ from filelock import FileLock
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..config import check_int
 from ..files import atomic_write, fingerprint, temporary_beside, umask_mode
 from .images import AttributeImages, DataError, sample_digest, to_uint8
 
@@ -176,6 +177,8 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
     """
     if on_error not in ON_ERROR:
         raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if num_workers is not None:
+        check_int("num_workers (--num-workers)", num_workers, 0, DataError)
     path = Path(path)
     source = dataset_source(dataset) if source is None else source
     with warnings.catch_warnings(record=True) as reports:  # a finished cache needs no lock (a

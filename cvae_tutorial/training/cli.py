@@ -12,7 +12,7 @@ from ..config import ConfigError
 from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
 from ..data import DataError, load_dataset
 from .distributed import distributed_world, init_distributed
-from .loop import FAST_OPTION_CHOICES, TrainConfig, train
+from .loop import FAST_OPTION_CHOICES, NonFiniteLossError, TrainConfig, train
 
 
 def _parse_args(argv):
@@ -82,8 +82,8 @@ def main(argv=None) -> list:
         model = CVAE(model_config)  # train() initialises it from --seed
         path = checkpoint_path(args.out_dir, args.model)
         history = train(model, train_data, test_data, config, path, progress=rank == 0)
-    except (ConfigError, DataError, CheckpointError, FileNotFoundError, PermissionError,
-            NotADirectoryError) as error:
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError, FileNotFoundError,
+            PermissionError, NotADirectoryError) as error:
         raise SystemExit(f"error: {error}") from error
     finally:
         if world_size > 1:
