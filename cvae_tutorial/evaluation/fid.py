@@ -102,7 +102,12 @@ def _missing_weights_message(reason: str) -> str:
 def _load_state_dict(path: Path, source: str) -> dict:
     if not path.is_file():
         raise InceptionWeightsError(_missing_weights_message(f"{source} {path} does not exist"))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise InceptionWeightsError(_missing_weights_message(
+            f"{source} {path} is truncated or not a torch file ({type(error).__name__}); "
+            f"download it again")) from error
     if not isinstance(state, dict):
         raise InceptionWeightsError(f"{path} ({source}) is not a state dict of the FID Inception")
     return state
@@ -193,7 +198,11 @@ class InceptionFeatures(nn.Module):
 def load_fid_inception(weights: str | os.PathLike | None = None, device="cpu") -> InceptionFeatures:
     """The FID Inception with weights from :func:`resolve_inception_weights`, on ``device``."""
     state_dict, source = resolve_inception_weights(weights)
-    return InceptionFeatures(state_dict, source).to(device)
+    try:
+        return InceptionFeatures(state_dict, source).to(device)
+    except RuntimeError as error:  # load_state_dict's list of missing and unexpected keys
+        raise InceptionWeightsError(_missing_weights_message(
+            f"{source} holds another network's weights ({str(error).splitlines()[0]})")) from error
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,9 +281,13 @@ def real_statistics(extractor: nn.Module, images: Tensor, cache_path: str | os.P
     """(mean, covariance) of the features of real uint8 images, loaded from ``cache_path`` if it
     exists, else computed and written there (atomically: a killed run leaves no half file)."""
     if cache_path is not None and Path(cache_path).is_file():
-        with np.load(cache_path) as stored:
-            if int(stored["count"]) == len(images):
-                return stored["mu"], stored["sigma"]
+        try:
+            with np.load(cache_path, allow_pickle=False) as stored:
+                if int(stored["count"]) == len(images):
+                    return stored["mu"], stored["sigma"]
+        except Exception as error:  # zipfile.BadZipFile, a missing key, a truncated array
+            warnings.warn(f"statistics cache {cache_path} is damaged ({type(error).__name__}: "
+                          f"{error}); recomputing it", stacklevel=2)
     mu, sigma = feature_statistics(image_features(extractor, images, batch_size, progress,
                                                   "features (real)"))
     if cache_path is not None:
