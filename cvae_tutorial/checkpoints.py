@@ -45,7 +45,8 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     except (OSError, RuntimeError) as error:  # a full disk, a file-size limit (torch: RuntimeError)
         kept = f"the last checkpoint {path} is kept" if path.exists() else "nothing was written"
         raise CheckpointError(f"could not write checkpoint {path} ({error}); {kept}; free disk "
-                              f"space (or raise the file-size limit) and rerun to resume") from error
+                              f"space (or raise the file-size limit) and rerun to resume"
+                              ) from error
 
 
 def ensure_writable_folder(folder: str | os.PathLike) -> Path:

@@ -126,9 +126,9 @@ class CVAE(nn.Module):
             if len(x) == 0:
                 raise ValueError("images x is an empty batch; pass at least one image")
             if check_range and (x.min() < 0 or x.max() > 1):
-                raise ValueError(f"images x must be in [0, 1], got values in [{x.min().item():.4g}, "
-                                 f"{x.max().item():.4g}]; for uint8 or 0-255 images use "
-                                 f"cvae_tutorial.data.to_float")
+                raise ValueError(f"images x must be in [0, 1], got values in "
+                                 f"[{x.min().item():.4g}, {x.max().item():.4g}]; for uint8 or "
+                                 f"0-255 images use cvae_tutorial.data.to_float")
             x = x.to(parameter.dtype)
         return x, y
 

@@ -289,3 +289,12 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_last_and_leaves_no_tmp(tm
     assert f"the last checkpoint {path} is kept; free disk space" in result.stdout
     assert load_checkpoint(path)["weights"].shape == (10,)  # the last good one, whole
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_command_line_starts_without_runpy_warnings():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "cvae_tutorial.training", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--cache-dir" in result.stdout
+    assert "unpredictable behaviour" not in result.stderr and "Warning" not in result.stderr

@@ -208,9 +208,9 @@ def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int =
                 on_error: str = "stop") -> AttributeImages:
     """CelebA as :class:`AttributeImages`, decoded once into a memory-mapped uint8 cache.
 
-    The cache (in ``cache_dir``, default :func:`default_cache_folder`) is named by split, size, crop and the
-    file list, and records the image files' sizes and the label files' hashes, so a stale cache
-    is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
+    The cache (in ``cache_dir``, default :func:`default_cache_folder`) is named by split, size,
+    crop and the file list, and records the image files' sizes and the label files' hashes, so
+    a stale cache is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
     says what a corrupt JPEG does: ``"stop"`` (an error naming it) or ``"skip"`` (left out,
     with its labels, and reported).
     """

@@ -68,8 +68,9 @@ def check_same_data(state: dict, data: dict, path) -> None:
 def start_or_resume(model, optimizer, config, checkpoint_path, device,
                     initialize: bool, data: dict | None = None) -> Position:
     """Load the run's checkpoint into ``model`` and ``optimizer`` if there is one (RNG states
-    too; with ``data``, the training data's fingerprint must match the one saved); else initialise the model from ``config.seed`` (unless not ``initialize``) and seed the
-    global generators, each rank differently (its images draw their own noise)."""
+    too; with ``data``, the training data's fingerprint must match the one saved); else
+    initialise the model from ``config.seed`` (unless not ``initialize``) and seed the global
+    generators, each rank differently (its images draw their own noise)."""
     rank, world_size = distributed_world()
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_resume_state(checkpoint_path, map_location=device)
