@@ -61,8 +61,8 @@ def test_two_processes_train_disjoint_shards_in_lockstep(tmp_path):
         assert torch.equal(weights, ranks[1]["model"][name]), name  # DDP kept them in lockstep
     assert ranks[0]["history"] == ranks[1]["history"]  # metrics reduced over both ranks
 
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt",
-                                                                    "checkpoint.pt.prev"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [  # rank 0 alone writes
+        "checkpoint.pt", "checkpoint.pt.lock", "checkpoint.pt.prev"]
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == EPOCHS and len(state["rng_ranks"]) == 2
     for name, weights in ranks[0]["model"].items():
