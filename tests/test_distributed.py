@@ -80,7 +80,7 @@ def test_torchrun_command_line_writes_one_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 epochs on 2 process(es)" in result.stdout
     run = tmp_path / "runs" / "sigma_flow"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "checkpoint.pt.lock"]
     assert len(load_checkpoint(run / "checkpoint.pt")["history"]) == 1
 
 
