@@ -40,7 +40,13 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
         previous_tmp.unlink(missing_ok=True)
         os.link(path, previous_tmp)
         os.replace(previous_tmp, path.with_name(path.name + ".prev"))
-    return atomic_write(path, lambda file: torch.save(state, file))
+    try:
+        return atomic_write(path, lambda file: torch.save(state, file))
+    except (OSError, RuntimeError) as error:  # a full disk, a file-size limit (torch: RuntimeError)
+        kept = f"the last checkpoint {path} is kept" if path.exists() else "nothing was written"
+        raise CheckpointError(f"could not write checkpoint {path} ({error}); {kept}; free disk "
+                              f"space (or raise the file-size limit) and rerun to resume"
+                              ) from error
 
 
 def ensure_writable_folder(folder: str | os.PathLike) -> Path:

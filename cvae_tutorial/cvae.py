@@ -91,8 +91,11 @@ class CVAE(nn.Module):
     def has_flow_prior(self) -> bool:
         return self.config.model == "sigma_flow"
 
-    def _check_inputs(self, x: Tensor | None, y: Tensor):
-        """Clear errors for bad inputs; returns (x, y) as the parameters' float dtype."""
+    def _check_inputs(self, x: Tensor | None, y: Tensor, check_range: bool = True):
+        """Clear errors for bad inputs; returns (x, y) as the parameters' float dtype.
+
+        ``check_range``: images must lie in [0, 1] (one pass over them, and a sync on a GPU;
+        the training loop's batches are uint8 / 255 by construction and skip it)."""
         c = self.config
         parameter = self.decoder.head[0].weight
         if not isinstance(y, Tensor):
@@ -122,6 +125,10 @@ class CVAE(nn.Module):
                 raise ValueError(f"{len(x)} images x but {len(y)} attribute vectors y")
             if len(x) == 0:
                 raise ValueError("images x is an empty batch; pass at least one image")
+            if check_range and (x.min() < 0 or x.max() > 1):
+                raise ValueError(f"images x must be in [0, 1], got values in "
+                                 f"[{x.min().item():.4g}, {x.max().item():.4g}]; for uint8 or "
+                                 f"0-255 images use cvae_tutorial.data.to_float")
             x = x.to(parameter.dtype)
         return x, y
 
@@ -131,7 +138,12 @@ class CVAE(nn.Module):
         return self.encoder(x, y)
 
     def decode(self, z: Tensor, y: Tensor) -> Tensor:
-        """Decoder means x̂ in [0, 1]."""
+        """Decoder means x̂ in [0, 1] for latents z [batch, latent_dim]."""
+        width = self.config.latent_dim
+        if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != width:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"latents z must have shape [batch, {width}] (this model's "
+                             f"latent_dim), got {shape}")
         return self.decoder(z, y)
 
     def prior_params(self, y: Tensor):
@@ -164,10 +176,12 @@ class CVAE(nn.Module):
             return sigma_optimal_nll(x, x_hat, self.config.min_log_sigma)
         return gaussian_nll(x, x_hat, self.decoder_log_sigma), self.decoder_log_sigma
 
-    def loss_terms(self, x: Tensor, y: Tensor, fixed_sigma: bool = False) -> dict:
-        """Negative ELBO and its parts, averaged over the batch (nats per image)."""
-        x, y = self._check_inputs(x, y)
-        mu_q, log_sigma_q = self.encode(x, y)
+    def loss_terms(self, x: Tensor, y: Tensor, fixed_sigma: bool = False,
+                   check_range: bool = True) -> dict:
+        """Negative ELBO and its parts, averaged over the batch (nats per image); images x in
+        [0, 1] (``check_range=False`` skips that check, for batches in range by construction)."""
+        x, y = self._check_inputs(x, y, check_range)
+        mu_q, log_sigma_q = self.encoder(x, y)
         z = mu_q + torch.exp(log_sigma_q) * torch.randn_like(mu_q)
         x_hat = self.decode(z, y)
         recon, log_sigma = self.reconstruction_nll(x, x_hat, fixed_sigma)
@@ -195,6 +209,10 @@ class CVAE(nn.Module):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
         if not torch.isfinite(y).all():
             raise ValueError("attributes y contain NaN or Inf; use 0/1 values")
+        if ((y < 0) | (y > 1)).any():
+            raise ValueError(f"attributes y must be in [0, 1] (1: present, 0: absent, between: "
+                             f"interpolate), got values in [{y.min().item():.4g}, "
+                             f"{y.max().item():.4g}]")
         mu_p, log_sigma_p = self.prior_params(y)
         eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
         u = mu_p + torch.exp(log_sigma_p) * eps * temperature

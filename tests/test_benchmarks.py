@@ -1,4 +1,6 @@
 """The training benchmark runs end to end on a small setting and reports what it claims to."""
+import re
+
 import pytest
 import torch
 from PIL import Image
@@ -49,3 +51,19 @@ def test_small_benchmark_prints_every_ratio(capsys):
 def test_benchmark_arguments_are_checked():
     with pytest.raises(SystemExit):
         main(["--jpeg-images", "8", "--batch-size", "16"])
+
+
+@pytest.mark.parametrize("benchmark, options, named", [
+    ("fid", ["--batch-size", "0"], r"--batch-size must be at least 1"),
+    ("fid", ["--image-size", "30"], r"image_size=30 is not supported"),
+    ("train", ["--image-size", "30"], r"image_size=30 is not supported"),
+    pytest.param("fid", ["--device", "cuda"], r"CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
+    ("train", ["--device", "nonsense"], r"unknown device 'nonsense'")])
+def test_benchmark_options_are_one_line_before_any_work(benchmark, options, named, capsys):
+    from cvae_tutorial.benchmarks.__main__ import main as benchmarks
+    with pytest.raises(SystemExit) as stopped:
+        benchmarks([benchmark, *options])
+    assert stopped.value.code == 2  # argparse's usage error, not a traceback
+    error = capsys.readouterr().err
+    assert re.search(named, error) and "Traceback" not in error

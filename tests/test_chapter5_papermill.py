@@ -70,3 +70,12 @@ def test_unwritable_out_dir_from_papermill(tmp_path):
         run_chapter(tmp_path, **QUICK, epochs=1, models=["sigma"], out_dir=str(blocker / "05"))
     assert "NotADirectoryError: cannot write to the output folder" in str(failure.value)
     assert "runs is a file, not a folder; choose another out_dir" in str(failure.value)
+
+
+def test_more_eval_samples_than_test_images_fails_before_training(tmp_path):
+    out_dir = tmp_path / "run"
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        run_chapter(tmp_path, **QUICK, epochs=1, models=["sigma"], out_dir=str(out_dir),
+                    evaluate=True, eval_samples=100)
+    assert "ConfigError: eval_samples=100 exceeds the 64 test images" in str(failure.value)
+    assert not (out_dir / "sigma" / "checkpoint.pt").exists()

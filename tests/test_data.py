@@ -106,3 +106,30 @@ def test_any_dataset_of_image_label_pairs_converts():
     assert data.attribute_names == tuple(f"attribute_{i}" for i in range(5))
     with pytest.raises(DataError, match="uint8"):
         AttributeImages(images, labels, "abcde")
+
+
+def test_download_without_gdown_names_the_extra(tmp_path, monkeypatch):
+    import sys
+    from cvae_tutorial.data import DataError, download_celeba
+    monkeypatch.setitem(sys.modules, "gdown", None)  # as if it were not installed
+    with pytest.raises(DataError, match=r"needs gdown.*pip install 'cvae_tutorial\[download\]'"):
+        download_celeba(tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing started
+
+
+@pytest.mark.parametrize("file, damage, named", [
+    ("list_attr_celeba.txt", lambda t: t.replace(" -1", " x", 1), r"list_attr_celeba.txt, line 3 "),
+    ("list_attr_celeba.txt", lambda t: "", r"list_attr_celeba.txt is malformed \(empty\)"),
+    ("list_attr_celeba.txt", lambda t: t.split("\n", 1)[1],
+     r"list_attr_celeba.txt is malformed \(no count line\)"),
+    ("list_eval_partition.txt", lambda t: t.replace(" 0", " train", 1),
+     r"list_eval_partition.txt, line 1 is malformed .*'<file name> <0, 1 or 2>'"),
+    ("list_eval_partition.txt", lambda t: t.replace(" 0", " 0 extra", 1),
+     r"list_eval_partition.txt, line 1 is malformed"),
+    ("list_eval_partition.txt", lambda t: "", r"list_eval_partition.txt is empty")])
+def test_malformed_celeba_lists_name_the_file_and_line(fake_celeba, file, damage, named):
+    root, _ = fake_celeba
+    path = root / "celeba" / file
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(DataError, match=named + r".*re-download it"):
+        load_celeba(root, "train", 16)

@@ -61,8 +61,8 @@ def test_two_processes_train_disjoint_shards_in_lockstep(tmp_path):
         assert torch.equal(weights, ranks[1]["model"][name]), name  # DDP kept them in lockstep
     assert ranks[0]["history"] == ranks[1]["history"]  # metrics reduced over both ranks
 
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt",
-                                                                    "checkpoint.pt.prev"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [  # rank 0 alone writes
+        "checkpoint.pt", "checkpoint.pt.lock", "checkpoint.pt.prev"]
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == EPOCHS and len(state["rng_ranks"]) == 2
     for name, weights in ranks[0]["model"].items():
@@ -80,7 +80,7 @@ def test_torchrun_command_line_writes_one_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 epochs on 2 process(es)" in result.stdout
     run = tmp_path / "runs" / "sigma_flow"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "checkpoint.pt.lock"]
     assert len(load_checkpoint(run / "checkpoint.pt")["history"]) == 1
 
 

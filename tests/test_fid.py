@@ -127,3 +127,40 @@ def test_whole_fid_path_with_random_inception_by_path(random_weights, offline, f
     with pytest.raises(fid.InceptionWeightsError):
         evaluate_run(run_dir, train_data.subset(128), test_data.subset(16), models=["sigma_flow"],
                      **{**options, "inception_weights": None})
+
+
+def test_truncated_or_foreign_inception_weights_are_one_line_and_auto_falls_back(
+        random_weights, offline, monkeypatch, faces32):
+    from cvae_tutorial.evaluation.report import _feature_space
+    from cvae_tutorial.evaluation import AttributeClassifier
+    path, _ = random_weights
+    truncated = offline / "truncated.pth"
+    truncated.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(fid.InceptionWeightsError, match=r"the path given .*truncated.pth is "
+                                                        r"truncated or not a torch file"):
+        fid.load_fid_inception(truncated)
+    monkeypatch.setenv(fid.INCEPTION_WEIGHTS_ENV, str(truncated))
+    with pytest.raises(fid.InceptionWeightsError, match=r"\$CVAE_TUTORIAL_INCEPTION_WEIGHTS"):
+        fid.load_fid_inception()
+    foreign = offline / "resnet.pth"
+    torch.save(nn.Linear(3, 2).state_dict(), foreign)
+    with pytest.raises(fid.InceptionWeightsError, match=r"holds another network's weights "
+                                                        r"\(Error\(s\) in loading state_dict"):
+        fid.load_fid_inception(foreign)
+    classifier = AttributeClassifier(ClassifierConfig(image_size=32, num_attributes=10))
+    with pytest.warns(UserWarning, match="No FID: .*truncated.*Using FD_attr instead"):
+        features = _feature_space("auto", truncated, classifier, torch.device("cpu"))
+    assert not isinstance(features, fid.InceptionFeatures)
+
+
+def test_a_damaged_statistics_cache_is_recomputed_with_a_warning(faces32, tmp_path):
+    _, test_data = faces32
+    features, images = CountingFeatures(), test_data.images[:40]
+    path = tmp_path / "stats.npz"
+    mu, sigma = fid.real_statistics(features, images, path, batch_size=16, progress=False)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=r"stats.npz is damaged \(BadZipFile.*recomputing"):
+        mu2, _ = fid.real_statistics(features, images, path, batch_size=16, progress=False)
+    assert features.images_seen == 80 and np.array_equal(mu, mu2)
+    assert fid.real_statistics(features, images, path, 16, False)[0].shape == mu.shape
+    assert features.images_seen == 80  # rewritten whole

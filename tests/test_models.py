@@ -101,3 +101,42 @@ def test_bad_model_inputs_are_clear_errors():
         model.loss_terms(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3))
     with pytest.raises(TypeError, match="float in"):
         model.loss_terms(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), torch.zeros(2, 3))
+
+
+def _small(model="sigma_flow"):
+    torch.manual_seed(0)
+    return CVAE(CVAEConfig(model=model, image_size=16, num_attributes=2, latent_dim=4,
+                           base_channels=8, flow_hidden=16))
+
+
+@pytest.mark.parametrize("value", [5.0, 1e30, -0.5])
+def test_sample_rejects_labels_outside_0_1(value):
+    model = _small()
+    with pytest.raises(ValueError, match=r"attributes y must be in \[0, 1\]"):
+        model.sample(torch.tensor([[1.0, value]]))
+    assert model.sample(torch.tensor([[0.0, 0.5]])).shape == (1, 3, 16, 16)  # between: fine
+
+
+def test_loss_terms_rejects_images_outside_0_1():
+    model = _small()
+    x, y = torch.rand(2, 3, 16, 16), torch.ones(2, 2)
+    with pytest.raises(ValueError, match=r"images x must be in \[0, 1\], got values in \[0\.\d+, "
+                                         r"25\d.*to_float"):
+        model.loss_terms(x * 255, y)
+    assert torch.isfinite(model.loss_terms(x, y)["loss"])
+
+
+def test_decode_with_the_wrong_latent_width_names_it():
+    model = _small()
+    with pytest.raises(ValueError, match=r"latents z must have shape \[batch, 4\].*got \(2, 7\)"):
+        model.decode(torch.zeros(2, 7), torch.ones(2, 2))
+
+
+def test_a_model_with_nan_samples_is_an_error_naming_it():
+    from cvae_tutorial.evaluation.fid import NonFiniteSamplesError, generated_features
+    model = _small("gaussian").eval()
+    with torch.no_grad():
+        model.decoder.head[0].weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteSamplesError, match=r"model gaussian produced non-finite .* in "
+                                                    r"4 of 4 samples.*retrain"):
+        generated_features(model, torch.ones(4, 2), torch.nn.Flatten(), progress=False)

@@ -116,3 +116,40 @@ def test_sigkill_mid_run_then_same_command_is_bit_identical(tmp_path, how, kill_
         for key in a:
             assert torch.equal(a[key], b[key]), f"optimizer state {key} differs"
     assert torch.equal(expected_state["rng"]["torch"], resumed_state["rng"]["torch"])
+
+
+def _attribute_run(path, attributes, num_images=32, epochs=1):
+    from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train
+    data = (embedded_faces("train", 16, num_images=num_images, attributes=attributes),
+            embedded_faces("test", 16, num_images=16, attributes=attributes))
+    model = CVAE(CVAEConfig(model="gaussian", image_size=16, num_attributes=len(attributes),
+                            latent_dim=4, base_channels=8))
+    return train(model, *data, TrainConfig(epochs=epochs, batch_size=16, device="cpu"), path,
+                 progress=False)
+
+
+@pytest.mark.parametrize("attributes, num_images, named", [
+    (("Smiling", "Male"), 32, r"attributes: checkpoint \['Male', 'Smiling'\] vs now "
+                              r"\['Smiling', 'Male'\]"),
+    (("Eyeglasses", "Bangs"), 32, r"attributes: checkpoint \['Male', 'Smiling'\]"),
+    (("Male", "Smiling"), 48, r"count: checkpoint 32 vs now 48")])
+def test_resuming_on_other_data_is_a_clear_error(tmp_path, attributes, num_images, named):
+    path = tmp_path / "checkpoint.pt"
+    _attribute_run(path, ("Male", "Smiling"))
+    saved = load_checkpoint(path)["data"]
+    assert saved["attributes"] == ["Male", "Smiling"] and saved["count"] == 32
+    with pytest.raises(CheckpointError, match=rf"trained on other data \(.*{named}.*new out_dir"):
+        _attribute_run(path, attributes, num_images, epochs=2)
+    assert load_checkpoint(path)["epoch"] == 1  # untouched
+
+
+def test_a_checkpoint_without_a_data_record_resumes_with_a_warning(tmp_path):
+    from cvae_tutorial.checkpoints import save_checkpoint
+    path = tmp_path / "checkpoint.pt"
+    _attribute_run(path, ("Male", "Smiling"))
+    state = load_checkpoint(path)
+    del state["data"]  # as written before the data were recorded
+    save_checkpoint(state, path)
+    with pytest.warns(RuntimeWarning, match="does not record its training data"):
+        history = _attribute_run(path, ("Male", "Smiling"), epochs=2)
+    assert len(history) == 2 and load_checkpoint(path)["data"]["count"] == 32

@@ -56,7 +56,7 @@ def test_corrupt_checkpoint_resumes_from_prev_with_a_warning(tiny_faces, tmp_pat
     assert_same_weights(straight, resumed)  # replaying from .prev loses nothing
     assert len((tmp_path / "b.pt.corrupt").read_bytes()) == 2000  # kept for inspection
     load_checkpoint(path), load_checkpoint(tmp_path / "b.pt.prev")  # the damage did not rotate
-    assert not list(tmp_path.glob("b.pt.*.tmp"))
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_corrupt_checkpoint_without_prev_says_how_to_start_over(tiny_faces, tmp_path):
@@ -131,7 +131,7 @@ def test_nan_in_the_data_stops_training_naming_step_and_terms(tiny_faces, tmp_pa
     kept = load_checkpoint(path)  # whole, and from before the bad step
     assert (kept["epoch"], kept["step_in_epoch"]) == (0, 2)
     assert all(torch.isfinite(value).all() for value in kept["model"].values())
-    assert not list(tmp_path.glob("f.pt*.tmp"))
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
@@ -158,8 +158,8 @@ def test_an_epoch_of_perfect_reconstructions_stores_a_finite_sigma(tiny_faces, m
     train_data, test_data = tiny_faces
     original = CVAE.loss_terms
 
-    def perfect(self, x, y, fixed_sigma=False):
-        terms = original(self, x, y, fixed_sigma)
+    def perfect(self, x, y, fixed_sigma=False, check_range=True):
+        terms = original(self, x, y, fixed_sigma, check_range)
         return {**terms, "mse": torch.zeros_like(terms["mse"])}
 
     monkeypatch.setattr(CVAE, "loss_terms", perfect)
@@ -247,3 +247,54 @@ def test_frechet_distance_of_one_generated_image_is_a_clear_error(tiny_faces):
         frechet_distance(generated, real)
     with pytest.raises(ValueError, match="num_samples must be an int >= 2, got 1"):
         prepare_evaluation(train_data, test_data, num_samples=1, progress=False)
+
+
+def test_command_line_nan_loss_and_negative_workers_are_one_line(fake_celeba, tmp_path):
+    from cvae_tutorial.training.cli import main
+    small = ["--model", "gaussian", "--image-size", "16", "--latent-dim", "4", "--epochs", "1",
+             "--base-channels", "8", "--batch-size", "16", "--device", "cpu"]
+    with pytest.raises(SystemExit, match=r"^error: non-finite loss at epoch 0, step \d+: .*Lower "
+                                         r"the learning rate") as stopped:
+        main(small + ["--lr", "1e30", "--num-images", "64", "--out-dir", str(tmp_path / "a")])
+    assert isinstance(stopped.value.__cause__, NonFiniteLossError)
+    root, _ = fake_celeba
+    with pytest.raises(SystemExit, match=r"^error: num_workers \(--num-workers\) must be an int "
+                                         r">= 0, got -1"):
+        main(small + ["--dataset", "celeba", "--data-dir", str(root), "--num-workers", "-1",
+                      "--out-dir", str(tmp_path / "b")])
+
+
+FILE_SIZE_LIMIT = """
+import resource, signal, sys, torch
+from cvae_tutorial.checkpoints import CheckpointError, save_checkpoint
+path = sys.argv[1]
+save_checkpoint({"format": 1, "weights": torch.zeros(10)}, path)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+try:
+    save_checkpoint({"format": 1, "weights": torch.zeros(100_000)}, path)
+except CheckpointError as error:
+    print(error)
+"""
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_last_and_leaves_no_tmp(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "checkpoint.pt"
+    result = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT, str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"could not write checkpoint {path} (")
+    assert f"the last checkpoint {path} is kept; free disk space" in result.stdout
+    assert load_checkpoint(path)["weights"].shape == (10,)  # the last good one, whole
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_command_line_starts_without_runpy_warnings():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "cvae_tutorial.training", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--cache-dir" in result.stdout
+    assert "unpredictable behaviour" not in result.stderr and "Warning" not in result.stderr

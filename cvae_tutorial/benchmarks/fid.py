@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import resolve_device
+from ..config import ConfigError, check_image_size, resolve_device
 from ..data.faces import embedded_faces
 from ..evaluation.fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint,
                               feature_statistics, frechet_distance_from_statistics,
@@ -60,7 +60,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.images < 2:
         parser.error("--images must be at least 2 (a covariance needs two images)")
-    device = resolve_device(args.device)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        check_image_size(args.image_size)
+        device = resolve_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
 
     try:
         features = load_fid_inception(args.inception_weights, device)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import resolve_device
+from ..config import ConfigError, check_image_size, resolve_device
 from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
 from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import default_num_workers
@@ -213,12 +213,17 @@ def _parse_args(argv):
     if args.jpeg_images < args.batch_size:
         parser.error(f"--jpeg-images ({args.jpeg_images}) must be at least --batch-size "
                      f"({args.batch_size}) for one full batch")
+    try:
+        check_image_size(args.image_size)
+        args.device = resolve_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
     return args
 
 
 def main(argv=None) -> dict:
     args = _parse_args(argv)
-    device = resolve_device(args.device)
+    device = args.device
     workers = default_num_workers() if args.workers is None else args.workers
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({torch.get_num_threads()} threads)"

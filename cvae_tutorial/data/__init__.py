@@ -28,16 +28,18 @@ def load_dataset(name: str = "embedded", split: str = "train", image_size: int =
                  data_dir: str | os.PathLike | None = None,
                  attributes: Sequence[str] | None = None, num_images: int | None = None,
                  seed: int = 0, num_workers: int | None = None,
-                 on_error: str = "stop") -> AttributeImages:
+                 on_error: str = "stop",
+                 cache_dir: str | os.PathLike | None = None) -> AttributeImages:
     """One entry point for the notebooks: ``name`` is 'embedded' or 'celeba'.
 
-    ``num_workers`` and ``on_error`` concern CelebA's cache (see :func:`load_celeba`)."""
+    ``num_workers``, ``on_error`` and ``cache_dir`` concern CelebA's cache (see
+    :func:`load_celeba`)."""
     if name == "embedded":
         return embedded_faces(split, image_size, num_images, seed, attributes)
     if name == "celeba":
         if data_dir is None:
             raise DataError("dataset 'celeba' needs data_dir, the folder that holds celeba/")
-        data = load_celeba(data_dir, split, image_size, attributes, num_workers=num_workers,
-                           on_error=on_error)
+        data = load_celeba(data_dir, split, image_size, attributes, cache_dir=cache_dir,
+                           num_workers=num_workers, on_error=on_error)
         return data.subset(num_images) if num_images is not None else data
     raise DataError(f"unknown dataset {name!r}; use 'embedded' or 'celeba'")

@@ -12,13 +12,15 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..files import atomic_write, fingerprint
-from .images import AttributeImages, DataError, to_uint8
+from ..config import check_int
+from ..files import atomic_write, fingerprint, temporary_beside, umask_mode
+from .images import AttributeImages, DataError, sample_digest, to_uint8
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: records a digest of sampled images
 ON_ERROR = ("stop", "skip")
 
 
@@ -98,6 +100,28 @@ def _cache_files(path: Path) -> dict:
             "meta": path.with_suffix(".json")}
 
 
+def _map_images(path: Path, shape: list) -> Tensor:
+    if not shape[0]:
+        return torch.empty(shape, dtype=torch.uint8)
+    return torch.from_file(str(path), shared=False, size=math.prod(shape),
+                           dtype=torch.uint8).view(shape)
+
+
+def _read_meta(files: dict) -> dict | None:
+    """The cache's record and labels, or None (with a warning) if either is damaged."""
+    try:
+        meta = json.loads(files["meta"].read_text())
+        labels = np.load(files["labels"], allow_pickle=False)
+        shape = [int(side) for side in meta["shape"]]
+        if len(shape) != 4 or labels.shape[0] != shape[0] or not isinstance(meta["skipped"], list):
+            raise ValueError(f"shape {shape} and {labels.shape[0]} label rows do not fit")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        warnings.warn(f"image cache {files['images']} is damaged ({files['meta'].name} or "
+                      f"{files['labels'].name}: {error}); rebuilding it", stacklevel=4)
+        return None
+    return {**meta, "shape": shape, "labels": labels}
+
+
 def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
     """The finished cache at ``path`` if it was built from ``source``; None if there is none.
 
@@ -106,8 +130,10 @@ def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
     files = _cache_files(path)
     if not all(file.exists() for file in files.values()):
         return None
-    meta = json.loads(files["meta"].read_text())
-    shape = meta.get("shape", [])
+    meta = _read_meta(files)
+    if meta is None:
+        return None
+    shape = meta["shape"]
     if meta.get("format") != CACHE_FORMAT or meta.get("source") != source:
         warnings.warn(f"image cache {path} was built from other data or settings "
                       f"({meta.get('source')} != {source}); rebuilding it", stacklevel=3)
@@ -117,19 +143,21 @@ def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
                       f"{math.prod(shape)} its {files['meta'].name} records; rebuilding it",
                       stacklevel=3)
         return None
+    images = _map_images(path, shape)
+    if meta.get("sample_digest") != sample_digest(images):
+        warnings.warn(f"image cache {path} does not hold the images it was built with (its "
+                      f"bytes were changed or zeroed); rebuilding it", stacklevel=3)
+        return None
     skipped = meta["skipped"]
     if skipped and on_error == "stop":
         raise DataError(f"image cache {path} was built without {len(skipped)} unreadable "
                         f"image(s), first: {skipped[0]['error']}; fix or remove them and delete "
-                        f"{files['meta']}, or pass on_error='skip' to use the cache without them")
+                        f"{files['meta']}, or pass on_error='skip' (--on-error skip) to use the "
+                        f"cache without them")
     if skipped:
         warnings.warn(f"image cache {path} leaves out {len(skipped)} unreadable image(s), "
                       f"first: {skipped[0]['error']}", stacklevel=3)
-    images = torch.from_file(str(files["images"]), shared=False, size=math.prod(shape),
-                             dtype=torch.uint8).view(shape) if shape[0] else \
-        torch.empty(shape, dtype=torch.uint8)
-    labels = torch.from_numpy(np.load(files["labels"], allow_pickle=False))
-    return CachedImages(images, labels, skipped)
+    return CachedImages(images, torch.from_numpy(meta["labels"]), skipped)
 
 
 def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None = None,
@@ -149,42 +177,66 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
     """
     if on_error not in ON_ERROR:
         raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if num_workers is not None:
+        check_int("num_workers (--num-workers)", num_workers, 0, DataError)
     path = Path(path)
     source = dataset_source(dataset) if source is None else source
-    cached = _open_cache(path, source, on_error)
+    with warnings.catch_warnings(record=True) as reports:  # a finished cache needs no lock (a
+        warnings.simplefilter("always")                   # read-only folder)
+        cached = _open_cache(path, source, on_error)
     if cached is not None:
+        for report in reports:
+            warnings.warn(report.message, stacklevel=2)
         return cached
-    files = _cache_files(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock", mode=umask_mode())
+        lock.acquire()
     except OSError as error:
-        raise DataError(f"cannot create the cache folder {path.parent} ({error}); pass a "
-                        f"writable cache_dir") from error
+        raise DataError(f"cannot write the image cache in {path.parent} ({error}); pass a "
+                        f"writable cache_dir (--cache-dir)") from error
+    try:  # one builder at a time; the others wait, then open what it built
+        cached = _open_cache(path, source, on_error)
+        return cached if cached is not None else _build(dataset, path, source, num_workers,
+                                                        batch_size, on_error)
+    finally:
+        lock.release()
+
+
+def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error):
+    """Decode into private temporary files, then install them (images and labels before the
+    record, each by an atomic rename), so no reader ever sees a partial cache."""
+    files = _cache_files(path)
     files["meta"].unlink(missing_ok=True)  # from here on the old cache, if any, is invalid
     workers = default_num_workers() if num_workers is None else num_workers
-    partial = path.with_name(path.name + ".partial")
-    shape, labels, skipped = _decode_into(partial, dataset, workers, batch_size, on_error)
-    np.save(files["labels"], labels.numpy(), allow_pickle=False)
-    os.replace(partial, path)
-    meta = {"format": CACHE_FORMAT, "source": source, "shape": shape, "skipped": skipped}
+    partial = temporary_beside(path, ".partial")
+    try:
+        shape, labels, skipped = _decode_into(partial, dataset, workers, batch_size, on_error,
+                                              path.name)
+        atomic_write(files["labels"], lambda file: np.save(file, labels.numpy(),
+                                                           allow_pickle=False))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    meta = {"format": CACHE_FORMAT, "source": source, "shape": shape, "skipped": skipped,
+            "sample_digest": sample_digest(_map_images(path, shape))}
     atomic_write(files["meta"], lambda file: file.write(json.dumps(meta, indent=1)), "w")
     return _open_cache(path, source, on_error)
 
 
-def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error: str):
+def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error: str,
+                 name: str):
     """Decode ``dataset`` into the uint8 file ``partial``; return (shape, labels, skipped)."""
     loader = torch.utils.data.DataLoader(_DecodeOrReport(dataset), batch_size=batch_size,
                                          num_workers=workers, collate_fn=_collate_reports)
-    partial.unlink(missing_ok=True)
     images, labels, skipped, count = None, [], [], 0
-    name = partial.name.removesuffix(".partial")
     with tqdm(total=len(dataset), desc=f"caching {name}", unit="img") as bar:
         for batch in loader:
             for index, error in batch["errors"]:
                 if on_error == "stop":
-                    partial.unlink(missing_ok=True)
                     raise DataError(f"{error} (item {index}); to build the cache without "
-                                    f"unreadable images pass on_error='skip'")
+                                    f"unreadable images pass on_error='skip' "
+                                    f"(--on-error skip)")
                 skipped.append({"index": index, "error": error})
                 bar.write(f"skipping unreadable image: {error}")
             if batch["images"] is not None:

@@ -3,6 +3,8 @@ that decodes it once into the memory-mapped cache (chapter 5)."""
 from __future__ import annotations
 
 import os
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +27,7 @@ CELEBA_ATTRIBUTES = (
 )
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 CELEBA_CROP = 148  # the usual centre crop of the 178x218 aligned faces before resizing
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
 # CelebA
 # ----------------------------------------------------------------------------------------------
 CELEBA_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba")
@@ -44,8 +47,15 @@ def celeba_folder(root: str | os.PathLike) -> Path:
 
 
 def download_celeba(root: str | os.PathLike) -> Path:
-    """Fetch CelebA with torchvision (needs the internet; Google Drive often rate-limits)."""
+    """Fetch CelebA with torchvision (needs the internet and ``gdown``: ``pip install
+    'cvae_tutorial[download]'``; Google Drive often rate-limits)."""
     import torchvision
+
+    try:
+        import gdown  # noqa: F401  torchvision's Google Drive downloads need it
+    except ImportError:
+        raise DataError("download_celeba needs gdown, which torchvision uses for Google Drive: "
+                        "pip install 'cvae_tutorial[download]' (or pip install gdown)") from None
 
     torchvision.datasets.CelebA(str(root), split="all", target_type="attr", download=True)
     return celeba_folder(root)
@@ -56,22 +66,56 @@ def read_celeba_annotations(root: str | os.PathLike, split: str = "train"):
     if split not in CELEBA_SPLITS and split != "all":
         raise DataError(f"unknown split {split!r}; use one of {sorted(CELEBA_SPLITS)} or 'all'")
     folder = celeba_folder(root)
-    lines = (folder / "list_attr_celeba.txt").read_text().splitlines()
-    names = tuple(lines[1].split())
-    rows = [line.split() for line in lines[2:] if line.strip()]
-    if not rows or any(len(row) != len(names) + 1 for row in rows):
-        raise DataError(f"{folder / 'list_attr_celeba.txt'} is malformed: expected a count line, "
-                        f"a line of {len(names)} attribute names, then one line per image")
-    labels = {row[0]: [int(v) > 0 for v in row[1:]] for row in rows}
-    partition = dict(line.split() for line in
-                     (folder / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    labels, names = _read_attribute_file(folder / "list_attr_celeba.txt")
+    partition = _read_partition_file(folder / "list_eval_partition.txt")
     wanted = set(CELEBA_SPLITS.values()) if split == "all" else {CELEBA_SPLITS[split]}
-    files = sorted(name for name, part in partition.items() if int(part) in wanted)
+    files = sorted(name for name, part in partition.items() if part in wanted)
     missing_labels = [name for name in files if name not in labels]
     if missing_labels:
         raise DataError(f"{len(missing_labels)} images of list_eval_partition.txt have no row in "
                         f"list_attr_celeba.txt (first: {missing_labels[0]})")
     return files, torch.tensor([labels[name] for name in files], dtype=torch.float32), names
+
+
+def _read_attribute_file(path: Path):
+    """``{file: [bool] * A}`` and the attribute names; a malformed line is named, not a crash."""
+    lines = path.read_text().splitlines()
+    expected = (f"expected a count line, a line of attribute names, then one line per image: "
+                f"a file name and one 1 or -1 per attribute; re-download it")
+    if len(lines) < 3 or not lines[0].strip().isdigit():
+        raise DataError(f"{path} is malformed ({'empty' if not lines else 'no count line'}); "
+                        f"{expected}")
+    names = tuple(lines[1].split())
+    labels = {}
+    for number, line in enumerate(lines[2:], start=3):
+        row = line.split()
+        if not row:
+            continue
+        if len(row) != len(names) + 1 or any(value not in ("1", "-1", "0") for value in row[1:]):
+            raise DataError(f"{path}, line {number} is malformed ({line[:60]!r}: {len(row) - 1} "
+                            f"values for {len(names)} attribute names); {expected}")
+        labels[row[0]] = [value == "1" for value in row[1:]]
+    if not labels:
+        raise DataError(f"{path} has no image rows; {expected}")
+    return labels, names
+
+
+def _read_partition_file(path: Path) -> dict:
+    """``{file: split number}``; a line that is not ``<file> <0|1|2>`` is named, not a crash."""
+    partition = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise DataError(f"{path}, line {number} is malformed ({line[:60]!r}); expected "
+                            f"'<file name> <0, 1 or 2>' (train, valid, test) on every line; "
+                            f"re-download it")
+        partition[fields[0]] = int(fields[1])
+    if not partition:
+        raise DataError(f"{path} is empty; expected '<file name> <0, 1 or 2>' per image; "
+                        f"re-download it")
+    return partition
 
 
 class CelebAJPEGs(torch.utils.data.Dataset):
@@ -82,6 +126,7 @@ class CelebAJPEGs(torch.utils.data.Dataset):
 
         self.files, self.labels, self.attribute_names = read_celeba_annotations(root, split)
         self.folder = celeba_folder(root) / "img_align_celeba"
+        self.crop = crop
         self.transform = T.Compose([T.CenterCrop(crop),
                                     T.Resize(check_image_size(image_size, DataError), antialias=True)])
 
@@ -97,11 +142,59 @@ class CelebAJPEGs(torch.utils.data.Dataset):
                                     f"but missing; re-extract img_align_celeba")
         try:
             with Image.open(path) as image:
+                self._check_decodable(path, image)
                 tensor = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
         except (UnidentifiedImageError, OSError) as error:
             raise DataError(f"CelebA image {path} cannot be decoded ({error}); "
                             f"re-download or delete it from the lists") from error
         return self.transform(tensor).contiguous(), self.labels[index]
+
+    def _check_decodable(self, path, image) -> None:
+        """Images the crop would pad with black, or whose 16-bit pixels converting to 8-bit RGB
+        would clip to white, are errors naming the file, never cached silently."""
+        if image.mode not in EIGHT_BIT_MODES:
+            raise DataError(f"CelebA image {path} has {image.mode} pixels (more than 8 bits per "
+                            f"channel); re-encode it as an 8-bit RGB JPEG or delete it from the "
+                            f"lists (or build with --on-error skip)")
+        if min(image.size) < self.crop:
+            raise DataError(f"CelebA image {path} is {image.size[0]}x{image.size[1]} px, smaller "
+                            f"than the {self.crop}-px crop; use the aligned 178x218 faces or "
+                            f"delete it from the lists (or build with --on-error skip)")
+
+
+def user_cache_folder() -> Path:
+    """The per-user cache for CelebA's decoded images: ``$XDG_CACHE_HOME/cvae_tutorial/celeba``
+    (``~/.cache/...`` without it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "cvae_tutorial" / "celeba"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (a probe: as root ``os.access`` always says
+    yes, and a read-only mount says no only when written to)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def default_cache_folder(root, key: str) -> Path:
+    """``root/celeba/cache`` when it holds this cache already or is writable; else (a read-only
+    dataset folder) the per-user cache, said once."""
+    beside = celeba_folder(root) / "cache"
+    if (beside / f"{key}.json").exists() or _writable(beside):
+        return beside
+    user = user_cache_folder()
+    if user not in _ANNOUNCED:
+        _ANNOUNCED.add(user)
+        warnings.warn(f"cannot write beside the data in {beside}; caching decoded CelebA images "
+                      f"in {user} instead (choose with cache_dir / --cache-dir)", stacklevel=3)
+    return user
+
+
+_ANNOUNCED: set = set()
 
 
 def _cache_key(split: str, image_size: int, crop: int, files) -> str:
@@ -115,15 +208,15 @@ def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int =
                 on_error: str = "stop") -> AttributeImages:
     """CelebA as :class:`AttributeImages`, decoded once into a memory-mapped uint8 cache.
 
-    The cache (``root/celeba/cache`` unless ``cache_dir``) is named by split, size, crop and the
-    file list, and records the image files' sizes and the label files' hashes, so a stale cache
-    is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
+    The cache (in ``cache_dir``, default :func:`default_cache_folder`) is named by split, size,
+    crop and the file list, and records the image files' sizes and the label files' hashes, so
+    a stale cache is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
     says what a corrupt JPEG does: ``"stop"`` (an error naming it) or ``"skip"`` (left out,
     with its labels, and reported).
     """
     jpegs = CelebAJPEGs(root, split, image_size, crop)
-    folder = Path(cache_dir) if cache_dir else celeba_folder(root) / "cache"
     key = _cache_key(split, image_size, crop, jpegs.files)
+    folder = Path(cache_dir).expanduser() if cache_dir else default_cache_folder(root, key)
     annotations = fingerprint((celeba_folder(root) / name).read_bytes()
                               for name in CELEBA_FILES[:2])
     source = {"dataset": "celeba", "split": split, "image_size": image_size, "crop": crop,

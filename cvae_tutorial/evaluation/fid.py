@@ -33,6 +33,10 @@ class InceptionWeightsError(FileNotFoundError):
     """The FID Inception weights were not found anywhere and could not be downloaded."""
 
 
+class NonFiniteSamplesError(FloatingPointError):
+    """A model whose samples hold NaN or Inf: it cannot be evaluated."""
+
+
 class FrechetDistanceError(ValueError):
     """Feature sets a Fréchet distance cannot be computed from."""
 
@@ -98,7 +102,12 @@ def _missing_weights_message(reason: str) -> str:
 def _load_state_dict(path: Path, source: str) -> dict:
     if not path.is_file():
         raise InceptionWeightsError(_missing_weights_message(f"{source} {path} does not exist"))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise InceptionWeightsError(_missing_weights_message(
+            f"{source} {path} is truncated or not a torch file ({type(error).__name__}); "
+            f"download it again")) from error
     if not isinstance(state, dict):
         raise InceptionWeightsError(f"{path} ({source}) is not a state dict of the FID Inception")
     return state
@@ -189,7 +198,11 @@ class InceptionFeatures(nn.Module):
 def load_fid_inception(weights: str | os.PathLike | None = None, device="cpu") -> InceptionFeatures:
     """The FID Inception with weights from :func:`resolve_inception_weights`, on ``device``."""
     state_dict, source = resolve_inception_weights(weights)
-    return InceptionFeatures(state_dict, source).to(device)
+    try:
+        return InceptionFeatures(state_dict, source).to(device)
+    except RuntimeError as error:  # load_state_dict's list of missing and unexpected keys
+        raise InceptionWeightsError(_missing_weights_message(
+            f"{source} holds another network's weights ({str(error).splitlines()[0]})")) from error
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,6 +229,18 @@ def image_features(extractor: nn.Module, images: Tensor, batch_size: int = 100,
     return torch.cat(chunks).numpy()
 
 
+def _finite(model, images: Tensor) -> Tensor:
+    """Samples as they are, or an error: quantising would turn NaN into black pixels that FID
+    and the attribute classifier then score as if the model were fine."""
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        name = getattr(getattr(model, "config", None), "model", type(model).__name__)
+        raise NonFiniteSamplesError(f"model {name} produced non-finite (NaN or Inf) pixels in "
+                                    f"{bad} of {len(images)} samples: its weights are damaged or "
+                                    f"its training diverged; retrain it before evaluating")
+    return images
+
+
 @torch.no_grad()
 def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: int = 100,
                        seed: int = 0, progress: bool = True, paper_shortcut: bool = False,
@@ -229,11 +254,11 @@ def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: 
     model_device = _device_of(model)
     generator = torch.Generator(device=model_device).manual_seed(seed)
     samples = torch.cat([
-        to_uint8(model.sample(labels[start:start + batch_size].to(model_device),
-                              paper_shortcut=paper_shortcut, generator=generator,
-                              temperature=temperature)).cpu()
-        for start in tqdm(range(0, len(labels), batch_size), desc="sampling", disable=not progress,
-                          unit="batch")])
+        to_uint8(_finite(model, model.sample(labels[start:start + batch_size].to(model_device),
+                                             paper_shortcut=paper_shortcut, generator=generator,
+                                             temperature=temperature)))
+        .cpu() for start in tqdm(range(0, len(labels), batch_size), desc="sampling",
+                                 disable=not progress, unit="batch")])
     return image_features(extractor, samples, batch_size, progress, "features (generated)"), samples
 
 
@@ -259,9 +284,13 @@ def real_statistics(extractor: nn.Module, images: Tensor, cache_path: str | os.P
     """(mean, covariance) of the features of real uint8 images, loaded from ``cache_path`` if it
     exists, else computed and written there (atomically: a killed run leaves no half file)."""
     if cache_path is not None and Path(cache_path).is_file():
-        with np.load(cache_path) as stored:
-            if int(stored["count"]) == len(images):
-                return stored["mu"], stored["sigma"]
+        try:
+            with np.load(cache_path, allow_pickle=False) as stored:
+                if int(stored["count"]) == len(images):
+                    return stored["mu"], stored["sigma"]
+        except Exception as error:  # zipfile.BadZipFile, a missing key, a truncated array
+            warnings.warn(f"statistics cache {cache_path} is damaged ({type(error).__name__}: "
+                          f"{error}); recomputing it", stacklevel=2)
     mu, sigma = feature_statistics(image_features(extractor, images, batch_size, progress,
                                                   "features (real)"))
     if cache_path is not None:

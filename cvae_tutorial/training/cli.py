@@ -12,7 +12,7 @@ from ..config import ConfigError
 from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
 from ..data import DataError, load_dataset
 from .distributed import distributed_world, init_distributed
-from .loop import FAST_OPTION_CHOICES, TrainConfig, train
+from .loop import FAST_OPTION_CHOICES, NonFiniteLossError, TrainConfig, train
 
 
 def _parse_args(argv):
@@ -44,6 +44,8 @@ def _parse_args(argv):
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
     parser.add_argument("--no-prefetch", action="store_true")
     parser.add_argument("--num-workers", type=int, help="decoding processes for the CelebA cache")
+    parser.add_argument("--cache-dir", help="where CelebA's decoded-image cache goes (default: "
+                        "celeba/cache beside the data if writable, else ~/.cache/cvae_tutorial)")
     parser.add_argument("--on-error", choices=("stop", "skip"), default="stop",
                         help="what a corrupt CelebA JPEG does while the cache is built")
     return parser, parser.parse_args(argv)
@@ -68,7 +70,7 @@ def main(argv=None) -> list:
         def load(split, count):
             return load_dataset(args.dataset, split, args.image_size, args.data_dir,
                                 args.attributes, count, num_workers=args.num_workers,
-                                on_error=args.on_error)
+                                on_error=args.on_error, cache_dir=args.cache_dir)
         if world_size > 1 and rank > 0:
             dist.barrier()  # rank 0 builds the CelebA cache; the others then open it
         train_data, test_data = load("train", args.num_images), load("test", None)
@@ -80,8 +82,8 @@ def main(argv=None) -> list:
         model = CVAE(model_config)  # train() initialises it from --seed
         path = checkpoint_path(args.out_dir, args.model)
         history = train(model, train_data, test_data, config, path, progress=rank == 0)
-    except (ConfigError, DataError, CheckpointError, FileNotFoundError, PermissionError,
-            NotADirectoryError) as error:
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError, FileNotFoundError,
+            PermissionError, NotADirectoryError) as error:
         raise SystemExit(f"error: {error}") from error
     finally:
         if world_size > 1:

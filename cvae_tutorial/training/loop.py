@@ -28,6 +28,7 @@ from ..data.images import AttributeImages
 from ..losses import log_sigma_from_mse
 from .distributed import LOGGED_TERMS, distributed_world, reduce_running
 from .resume import Position, save_run, start_or_resume
+from .run_lock import run_lock
 from .step import make_optimizer, prepare_step
 
 FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
@@ -108,7 +109,7 @@ def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
         torch.manual_seed(seed + rank)
         for start in range(0, len(shard), batch_size):
             x, y = load_batch(data, shard[start:start + batch_size], device)
-            terms = model.loss_terms(x, y, fixed_sigma=True)
+            terms = model.loss_terms(x, y, fixed_sigma=True, check_range=False)
             totals["neg_elbo"] += terms["loss"].item() * len(x)
             totals["recon"] += terms["recon"].item() * len(x)
             totals["kl"] += terms["kl"].item() * len(x)
@@ -160,9 +161,21 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
     rank, world_size = distributed_world()
     if checkpoint_path is not None and rank == 0:
         ensure_writable_folder(Path(checkpoint_path).parent)  # fail now, not after an epoch
+        with run_lock(checkpoint_path):  # one training per checkpoint
+            return _train(model, train_data, test_data, config, device, checkpoint_path,
+                          progress, on_batch, initialize)
+    return _train(model, train_data, test_data, config, device, checkpoint_path, progress,
+                  on_batch, initialize)
+
+
+def _train(model, train_data, test_data, config, device, checkpoint_path, progress, on_batch,
+           initialize) -> list:
+    rank, world_size = distributed_world()
     model.to(device)
     optimizer = make_optimizer(model, config.lr, config.fast_options(device)["adam"])
-    position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize)
+    data = train_data.fingerprint() if checkpoint_path is not None else None
+    position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize,
+                               data)
     loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
     steps_per_epoch = len(epoch_batches(len(train_data), config.batch_size, config.seed, 0,
                                         rank, world_size))
@@ -173,7 +186,8 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
     # Losses are read back in groups (one GPU sync per group, not per step); on a CPU after every
     # step, so a NaN stops the run before the optimizer step that would spread it.
     run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
-               checkpoint_path, on_batch, bar, CUDA_SYNC_INTERVAL if device.type == "cuda" else 1)
+               checkpoint_path, on_batch, bar, CUDA_SYNC_INTERVAL if device.type == "cuda" else 1,
+               data)
     model.train()
     while position.epoch < config.epochs:
         _train_epoch(run, position)
@@ -212,10 +226,11 @@ class _Run:
     on_batch: Callable | None
     bar: tqdm
     sync_interval: int
+    data: dict | None  # the training data's fingerprint, saved with each checkpoint
 
     def save(self, position: Position) -> None:
         save_run(self.checkpoint_path, self.model, self.optimizer, self.config, position,
-                 self.device)
+                 self.device, self.data)
 
 
 class _EpochSums:

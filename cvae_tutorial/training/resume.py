@@ -7,6 +7,7 @@ saved with it make its noise identical too (chapter 5).
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,16 +46,38 @@ def check_same_run(state: dict, config, path) -> None:
                               f"a new out_dir")
 
 
+def check_same_data(state: dict, data: dict, path) -> None:
+    """Resuming on other data (other attributes or their order, another subset, split or
+    dataset) would splice two runs together: a clear error. A checkpoint from before data
+    fingerprints were recorded resumes, with a warning that this could not be checked."""
+    saved = state.get("data")
+    if saved is None:
+        warnings.warn(f"checkpoint {path} does not record its training data (it predates "
+                      f"that); resuming without checking that the data are the same",
+                      RuntimeWarning, stacklevel=3)
+        return
+    differences = [f"{key}: checkpoint {saved.get(key)!r} vs now {value!r}"
+                   for key, value in data.items() if saved.get(key) != value]
+    if differences:
+        raise CheckpointError(f"checkpoint {path} was trained on other data "
+                              f"({'; '.join(differences)}); resume with the same dataset, "
+                              f"split, --num-images and --attributes (in that order) or use a "
+                              f"new out_dir")
+
+
 def start_or_resume(model, optimizer, config, checkpoint_path, device,
-                    initialize: bool) -> Position:
+                    initialize: bool, data: dict | None = None) -> Position:
     """Load the run's checkpoint into ``model`` and ``optimizer`` if there is one (RNG states
-    too); else initialise the model from ``config.seed`` (unless not ``initialize``) and seed the
-    global generators, each rank differently (its images draw their own noise)."""
+    too; with ``data``, the training data's fingerprint must match the one saved); else
+    initialise the model from ``config.seed`` (unless not ``initialize``) and seed the global
+    generators, each rank differently (its images draw their own noise)."""
     rank, world_size = distributed_world()
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_resume_state(checkpoint_path, map_location=device)
         check_checkpoint_matches(state, model.config, checkpoint_path)
         check_same_run(state, config, checkpoint_path)
+        if data is not None:
+            check_same_data(state, data, checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         position = Position(state["history"], state["epoch"], state["step_in_epoch"],
@@ -72,7 +95,8 @@ def start_or_resume(model, optimizer, config, checkpoint_path, device,
     return Position([])
 
 
-def save_run(path, model, optimizer, config, position: Position, device) -> None:
+def save_run(path, model, optimizer, config, position: Position, device,
+             data: dict | None = None) -> None:
     """Checkpoint the run at ``position`` (rank 0 writes; under DDP with every rank's RNG state
     and the running sums reduced over the ranks). Nothing without a ``path``."""
     if path is None:
@@ -88,7 +112,8 @@ def save_run(path, model, optimizer, config, position: Position, device) -> None
             "model_config": model.config.to_dict(), "train_config": asdict(config),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": position.epoch, "step_in_epoch": position.step, "running": running,
-            "history": position.history, "rng": rng, "rng_ranks": rng_ranks}, path)
+            "history": position.history, "rng": rng, "rng_ranks": rng_ranks,
+            "data": data}, path)
 
 
 def rng_state() -> dict:

@@ -19,7 +19,7 @@ class LossTerms(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor, y: Tensor) -> dict:
-        return self.model.loss_terms(x, y)
+        return self.model.loss_terms(x, y, check_range=False)  # uint8 / 255: in range
 
 
 def make_optimizer(model: nn.Module, lr: float, implementation: str) -> torch.optim.Adam:
