@@ -152,6 +152,17 @@ def test_dequantize_stays_inside_each_pixel_bin():
         dequantize(images.float())
 
 
+def test_dequantize_spreads_uniformly_within_each_bin():
+    # x·256 − x_int must be U[0, 1): mean 1/2, variance 1/12, no mass at the bin edge
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    offsets = (dequantize(images, torch.Generator().manual_seed(0)) * 256 - images.float()).flatten()
+    assert offsets.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert offsets.var().item() == pytest.approx(1 / 12, abs=0.003)
+    assert (offsets < 1e-3).float().mean() < 0.01
+    histogram = torch.histc(offsets, bins=10, min=0, max=1) / len(offsets)
+    assert (histogram - 0.1).abs().max() < 0.01
+
+
 def test_log_importance_weights_rejects_bad_k():
     with pytest.raises(ValueError, match=r"num_samples \(K\) must be an int >= 1, got 0"):
         log_importance_weights(LinearGaussian(), torch.zeros(2, 4, dtype=torch.float64),

@@ -101,3 +101,26 @@ def test_bad_model_inputs_are_clear_errors():
         model.loss_terms(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3))
     with pytest.raises(TypeError, match="float in"):
         model.loss_terms(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), torch.zeros(2, 3))
+
+
+def test_flow_prior_depends_on_the_labels_after_a_few_steps():
+    # the prior encoder starts at N(0, I) for every y; a few steps of training must make
+    # p(z|y) differ between label vectors, or the prior is not conditional at all
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma_flow", image_size=16, num_attributes=3, latent_dim=4,
+                            base_channels=8, flow_hidden=16))
+    x, y = torch.rand(32, 3, 16, 16), torch.randint(0, 2, (32, 3)).float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.loss_terms(x, y)["loss"].backward()
+        optimizer.step()
+    y0, y1 = torch.zeros(5, 3), torch.tensor([[1.0, 0, 1]]).expand(5, 3)
+    z = torch.randn(5, 4)
+    mu0, log_sigma0 = model.prior_params(y0)
+    mu1, log_sigma1 = model.prior_params(y1)
+    assert (mu0 - mu1).abs().max() > 1e-3 or (log_sigma0 - log_sigma1).abs().max() > 1e-3
+    assert (model.prior_log_prob(z, y0) - model.prior_log_prob(z, y1)).abs().max() > 1e-3
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    assert (model.sample_latents(y0, generator=generator())
+            - model.sample_latents(y1, generator=generator())).abs().max() > 1e-3
