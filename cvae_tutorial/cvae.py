@@ -32,6 +32,10 @@ class CVAEConfig:
     flow_hidden: int = 128
     flow_scale_bound: float = 3.0
     min_log_sigma: float = MIN_LOG_SIGMA
+    # True: q(z|x,y), the encoder sees the labels (this book's models so far); False: q(z|x), the
+    # paper's reading for its non-flow models (Fig. 1, middle; App. A). A checkpoint saved before
+    # this field existed loads with True, the encoder it was trained with.
+    encoder_sees_labels: bool = True
 
     def __post_init__(self):
         check_field_types(self)
@@ -55,13 +59,14 @@ class CVAEConfig:
 
 
 class CVAE(nn.Module):
-    """q(z|x,y), p(x|z,y) and the prior: N(0, I) or, for ``sigma_flow``, the Real NVP prior."""
+    """q(z|x,y) (or q(z|x): ``encoder_sees_labels``), p(x|z,y) and the prior: N(0, I) or, for ``sigma_flow``, the Real NVP prior."""
 
     def __init__(self, config: CVAEConfig):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = Encoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
+        self.encoder = Encoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels,
+                               c.encoder_sees_labels)
         self.decoder = Decoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
         if c.model == "sigma_flow":
             self.prior_encoder = PriorEncoder(c.num_attributes, c.latent_dim, c.prior_channels)

@@ -124,3 +124,49 @@ def test_flow_prior_depends_on_the_labels_after_a_few_steps():
     generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     assert (model.sample_latents(y0, generator=generator())
             - model.sample_latents(y1, generator=generator())).abs().max() > 1e-3
+
+
+def _encoder_outputs(sees_labels):
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=3, latent_dim=4,
+                            base_channels=8, encoder_sees_labels=sees_labels))
+    x = torch.rand(6, 3, 16, 16)
+    return model, model.encode(x, torch.zeros(6, 3)), model.encode(x, torch.ones(6, 3))
+
+
+def test_encoder_without_labels_is_q_z_given_x_and_with_them_q_z_given_x_y():
+    _, (mu0, log_sigma0), (mu1, log_sigma1) = _encoder_outputs(sees_labels=False)
+    torch.testing.assert_close(mu0, mu1, rtol=0, atol=0)
+    torch.testing.assert_close(log_sigma0, log_sigma1, rtol=0, atol=0)
+    model, (mu0, _), (mu1, _) = _encoder_outputs(sees_labels=True)
+    assert (mu0 - mu1).abs().max() > 1e-4
+    assert CVAEConfig().encoder_sees_labels  # the default is unchanged: the encoder sees y
+
+
+def test_encoder_option_round_trips_through_a_checkpoint(tmp_path):
+    from cvae_tutorial.checkpoints import CHECKPOINT_FORMAT, load_model
+
+    for sees_labels in (False, True):
+        model, *_ = _encoder_outputs(sees_labels)
+        path = tmp_path / f"{sees_labels}.pt"
+        torch.save({"format": CHECKPOINT_FORMAT, "model_config": model.config.to_dict(),
+                    "model": model.state_dict()}, path)
+        loaded = load_model(path)
+        assert loaded.config.encoder_sees_labels is sees_labels
+        x = torch.rand(2, 3, 16, 16)
+        torch.testing.assert_close(loaded.encode(x, torch.ones(2, 3)),
+                                   model.encode(x, torch.ones(2, 3)))
+
+
+def test_a_checkpoint_saved_before_the_encoder_option_loads_as_the_encoder_that_sees_y(tmp_path):
+    from cvae_tutorial.checkpoints import CHECKPOINT_FORMAT, check_checkpoint_matches, load_model
+
+    model, *_ = _encoder_outputs(sees_labels=True)
+    old_config = {k: v for k, v in model.config.to_dict().items() if k != "encoder_sees_labels"}
+    state = {"format": CHECKPOINT_FORMAT, "model_config": old_config, "model": model.state_dict()}
+    torch.save(state, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").config.encoder_sees_labels is True
+    check_checkpoint_matches(state, model.config, tmp_path / "old.pt")  # resumes: no error
+    with pytest.raises(Exception, match="encoder_sees_labels"):
+        check_checkpoint_matches(state, CVAEConfig(**{**old_config,
+                                                      "encoder_sees_labels": False}), "old.pt")
