@@ -1,4 +1,5 @@
-"""The conditional VAE in the paper's three settings: ``gaussian``, ``sigma`` and ``sigma_flow``."""
+"""The conditional VAE in the paper's three settings, ``gaussian``, ``sigma`` and ``sigma_flow``,
+and the reference recipe most readers start from, ``mse_kl`` (MSE + a hand-tuned KL weight)."""
 from __future__ import annotations
 
 import math
@@ -10,12 +11,15 @@ from torch import Tensor, nn
 from .config import ConfigError, check_field_types, check_image_size
 from .flows import RealNVP
 from .losses import (MIN_LOG_SIGMA, flow_prior_log_prob, gaussian_kl, gaussian_log_prob,
-                     gaussian_nll, monte_carlo_kl, sigma_optimal_nll)
+                     gaussian_nll, monte_carlo_kl, mse_kl_loss, sigma_optimal_nll)
 from .nets import Decoder, Encoder, PriorEncoder
 
-MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")
+PAPER_MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")  # the paper's Table 1
+MODEL_NAMES = PAPER_MODEL_NAMES + ("mse_kl",)
 MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
-                "sigma_flow": "σ-CVAE + Real NVP prior"}
+                "sigma_flow": "σ-CVAE + Real NVP prior",
+                "mse_kl": "MSE + KL weight (PyTorch-VAE recipe)"}
+MSE_KL_WEIGHT = 0.00025  # the PyTorch-VAE zoo's hand-tuned KL weight for its CelebA CVAE
 
 
 @dataclass
@@ -36,6 +40,7 @@ class CVAEConfig:
     # paper's reading for its non-flow models (Fig. 1, middle; App. A). A checkpoint saved before
     # this field existed loads with True, the encoder it was trained with.
     encoder_sees_labels: bool = True
+    kl_weight: float = MSE_KL_WEIGHT  # ``mse_kl`` only: the weight of the KL beside the MSE
 
     def __post_init__(self):
         check_field_types(self)
@@ -49,6 +54,8 @@ class CVAEConfig:
         if not 0 < self.flow_scale_bound < math.inf:
             raise ConfigError(f"CVAEConfig.flow_scale_bound must be finite and > 0, got "
                               f"{self.flow_scale_bound}")
+        if not 0 <= self.kl_weight < math.inf:
+            raise ConfigError(f"CVAEConfig.kl_weight must be finite and >= 0, got {self.kl_weight}")
         if not math.isfinite(self.min_log_sigma):
             raise ConfigError(f"CVAEConfig.min_log_sigma must be finite, got {self.min_log_sigma}")
         if self.model == "sigma_flow" and self.latent_dim < 2:
@@ -90,6 +97,9 @@ class CVAE(nn.Module):
 
     @property
     def learns_sigma(self) -> bool:
+        """Whether the decoder σ is σ*, stored from the training set for evaluation. True for
+        ``mse_kl`` too: its loss has no σ of its own, so its likelihoods are those of a Gaussian
+        decoder at the training-set σ*, as for the σ-models (σ = 1 would be no fairer a guess)."""
         return self.config.model != "gaussian"
 
     @property
@@ -170,14 +180,22 @@ class CVAE(nn.Module):
         return gaussian_nll(x, x_hat, self.decoder_log_sigma), self.decoder_log_sigma
 
     def loss_terms(self, x: Tensor, y: Tensor, fixed_sigma: bool = False) -> dict:
-        """Negative ELBO and its parts, averaged over the batch (nats per image)."""
+        """Negative ELBO and its parts, averaged over the batch (nats per image).
+
+        For ``mse_kl`` in training, ``loss`` is the recipe's MSE + weighted KL (not nats);
+        ``recon`` and ``kl`` are still the ELBO's terms at the batch σ*.
+        """
         x, y = self._check_inputs(x, y)
         mu_q, log_sigma_q = self.encode(x, y)
         z = mu_q + torch.exp(log_sigma_q) * torch.randn_like(mu_q)
         x_hat = self.decode(z, y)
         recon, log_sigma = self.reconstruction_nll(x, x_hat, fixed_sigma)
         kl = self.kl(z, mu_q, log_sigma_q, y)
-        return {"loss": (recon + kl).mean(), "recon": recon.mean(), "kl": kl.mean(),
+        loss = (recon + kl).mean()
+        if self.config.model == "mse_kl" and not fixed_sigma:  # trains on the recipe's loss;
+            # evaluated (fixed_sigma) it gives the −ELBO at σ* like the others
+            loss = mse_kl_loss(x, x_hat, mu_q, log_sigma_q, self.config.kl_weight)
+        return {"loss": loss, "recon": recon.mean(), "kl": kl.mean(),
                 "log_sigma": log_sigma.detach(),
                 "mse": ((x - x_hat) ** 2).mean().detach()}
 

@@ -1,12 +1,14 @@
-"""The three CVAEs: training lowers the loss, sampling behaves, inputs are checked."""
+"""The CVAEs (the paper's three, and mse_kl): training lowers the loss, sampling behaves,
+inputs are checked."""
 import pytest
 import torch
 
-from cvae_tutorial import CVAE, MODEL_NAMES, CVAEConfig, ConfigError, TrainConfig, train
+from cvae_tutorial import (CVAE, MODEL_NAMES, PAPER_MODEL_NAMES, CVAEConfig, ConfigError,
+                           TrainConfig, train)
 from cvae_tutorial.data import to_float
 
 
-@pytest.mark.parametrize("model_name", MODEL_NAMES)
+@pytest.mark.parametrize("model_name", PAPER_MODEL_NAMES)  # mse_kl: test_mse_kl_trains_a_step
 def test_a_few_hundred_steps_lower_the_loss(model_name, faces32):
     train_data, test_data = faces32
     torch.manual_seed(0)
@@ -170,3 +172,37 @@ def test_a_checkpoint_saved_before_the_encoder_option_loads_as_the_encoder_that_
     with pytest.raises(Exception, match="encoder_sees_labels"):
         check_checkpoint_matches(state, CVAEConfig(**{**old_config,
                                                       "encoder_sees_labels": False}), "old.pt")
+
+
+def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
+    from torch.nn import functional as F
+
+    train_data, test_data = faces16
+    torch.manual_seed(0)
+    config = CVAEConfig(model="mse_kl", image_size=16, num_attributes=10, latent_dim=4,
+                        base_channels=8)
+    model = CVAE(config)
+    assert not model.has_flow_prior and config.kl_weight == 0.00025
+    x, y = to_float(train_data.images[:32]), train_data.labels[:32]
+    torch.manual_seed(1)
+    terms = model.loss_terms(x, y)
+    torch.manual_seed(1)  # the same z: rebuild the recipe's loss from the model's own outputs
+    mu, log_sigma = model.encode(x, y)
+    x_hat = model.decode(mu + log_sigma.exp() * torch.randn_like(mu), y)
+    log_var = 2 * log_sigma
+    kld = torch.mean(-0.5 * torch.sum(1 + log_var - mu ** 2 - log_var.exp(), dim=1))
+    torch.testing.assert_close(terms["loss"], F.mse_loss(x_hat, x) + 0.00025 * kld)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = train(model, train_data, test_data,
+                    TrainConfig(epochs=3, batch_size=64, lr=3e-3, device="cpu"), progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    torch.manual_seed(1)
+    with torch.no_grad():  # the recipe's loss (MSE scale) fell on the same batch and noise
+        assert model.loss_terms(x, y)["loss"] < 0.9 * terms["loss"]
+    # evaluated with the training-set σ* (it has no σ of its own), in nats like the others
+    assert model.decoder_log_sigma.item() < 0
+    assert history[-1]["log_sigma"] == model.decoder_log_sigma.item()
+    with torch.no_grad():
+        evaluated = model.loss_terms(x, y, fixed_sigma=True)
+    torch.testing.assert_close(evaluated["loss"], evaluated["recon"] + evaluated["kl"])
+    assert abs(evaluated["loss"]) > 10  # nats per image, not a per-pixel MSE

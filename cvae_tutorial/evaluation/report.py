@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..checkpoints import checkpoint_path, load_model
 from ..config import ConfigError, check_int, resolve_device
-from ..cvae import MODEL_NAMES
+from ..cvae import MODEL_NAMES, PAPER_MODEL_NAMES
 from ..data.images import AttributeImages
 from ..files import fingerprint
 from .classifier import (AttributeClassifier, ClassifierConfig, ClassifierFeatures,
@@ -169,7 +169,7 @@ def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
 
 
 def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
-                 test_data: AttributeImages, models=MODEL_NAMES, *, device="auto",
+                 test_data: AttributeImages, models=PAPER_MODEL_NAMES, *, device="auto",
                  progress: bool = True, **options) -> list:
     """Evaluate ``run_dir/<model>/checkpoint.pt`` for each model; write ``run_dir/results.csv``
     and ``results.md`` (beside the paper's Table 1) and return the rows.
