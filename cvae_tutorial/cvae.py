@@ -66,7 +66,8 @@ class CVAEConfig:
 
 
 class CVAE(nn.Module):
-    """q(z|x,y) (or q(z|x): ``encoder_sees_labels``), p(x|z,y) and the prior: N(0, I) or, for ``sigma_flow``, the Real NVP prior."""
+    """q(z|x,y) (or q(z|x): ``encoder_sees_labels``), p(x|z,y) and the prior: N(0, I) or, for
+    ``sigma_flow``, the Real NVP prior."""
 
     def __init__(self, config: CVAEConfig):
         super().__init__()

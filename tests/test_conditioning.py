@@ -7,8 +7,8 @@ from torch import nn
 from cvae_tutorial import CVAE, CVAEConfig
 from cvae_tutorial.evaluation.conditioning import (balanced_accuracy, balanced_attribute_accuracy,
                                                    flip_test, named_attribute_agreement,
-                                                   shuffled_label_control)
-from cvae_tutorial.evaluation.fid import image_features
+                                                   real_joint_statistics, shuffled_label_control)
+from cvae_tutorial.evaluation.fid import feature_statistics, image_features
 from cvae_tutorial.evaluation.latents import active_units, posterior_codes, prior_hole_distance
 
 A, SIDE = 3, 12  # attribute a is the brightness of the band of rows 4a..4a+3
@@ -81,8 +81,9 @@ def test_shuffled_label_control_moves_only_for_a_model_that_follows_y():
     real = image_features(BandReader(), (Toy(True).sample(
         labels, generator=torch.Generator().manual_seed(9)) * 255).round().to(torch.uint8),
         progress=False)
-    follows = shuffled_label_control(Toy(True), labels, BandReader(), real, seed=3)
-    ignores = shuffled_label_control(Toy(False), labels, BandReader(), real, seed=3)
+    real_stats, real_joint = feature_statistics(real), real_joint_statistics(real, labels)
+    follows = shuffled_label_control(Toy(True), labels, BandReader(), real_stats, real_joint, 3)
+    ignores = shuffled_label_control(Toy(False), labels, BandReader(), real_stats, real_joint, 3)
     # the joint distance sees the shuffle when the model follows y ...
     assert follows["shuffled_joint_distance"] > 10 * follows["joint_distance"] + 1
     # ... and not when it ignores y (the same noise gives the very same samples)

@@ -79,13 +79,15 @@ def test_frechet_distance_works_on_a_scipy_without_disp(scipy_without_disp):
 
 def test_no_caller_in_the_package_uses_pytorch_fid_or_sqrtm_for_the_distance():
     import cvae_tutorial.benchmarks.fid as bench
+    import cvae_tutorial.evaluation.conditioning as conditioning
+    import cvae_tutorial.evaluation.latents as latents
     import cvae_tutorial.evaluation.report as report
 
-    for module in (fid, bench, report):
+    for module in (fid, bench, report, conditioning, latents):
         source = inspect.getsource(module)
         assert "fid_score" not in source and "sqrtm(" not in source
-    assert bench.frechet_distance_from_statistics is frechet_distance_from_statistics
-    assert report.frechet_distance_from_statistics is frechet_distance_from_statistics
+    for module in (bench, conditioning, latents):
+        assert module.frechet_distance_from_statistics is frechet_distance_from_statistics
 
 
 def test_frechet_distance_rejects_covariances_of_another_dimension():

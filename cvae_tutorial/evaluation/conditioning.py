@@ -76,42 +76,51 @@ def flip_test(model, classifier: nn.Module, labels: Tensor, seed: int = 0,
     return torch.stack(rates)
 
 
-def joint_frechet_distance(fake_features, real_features, fake_labels, real_labels) -> float:
-    """Fréchet distance between Gaussians fitted to (features, s·labels) pairs.
+def joint_statistics(features, labels, scale: float) -> tuple:
+    """(mean, covariance) of the (features, scale·labels) pairs."""
+    return feature_statistics(np.concatenate([np.asarray(features, np.float64),
+                                              scale * np.asarray(labels, np.float64)], 1))
 
-    The labels are scaled by s = the real features' root-mean variance, so a label weighs like a
-    typical feature. Unlike the plain distance, it compares which images go with which labels.
-    """
-    real_features = np.asarray(real_features, np.float64)
-    scale = float(np.sqrt(real_features.var(0).mean())) or 1.0
-    fake = np.concatenate([np.asarray(fake_features, np.float64),
-                           scale * np.asarray(fake_labels, np.float64)], 1)
-    real = np.concatenate([real_features, scale * np.asarray(real_labels, np.float64)], 1)
-    return frechet_distance_from_statistics(*feature_statistics(fake), *feature_statistics(real))
+
+def real_joint_statistics(real_features, labels) -> dict:
+    """What :func:`joint_frechet_distance` needs of the real set: the label scale s (the real
+    features' root-mean variance, so a label weighs like a typical feature) and the joint stats."""
+    scale = float(np.sqrt(np.asarray(real_features, np.float64).var(0).mean())) or 1.0
+    mu, sigma = joint_statistics(real_features, labels, scale)
+    return {"scale": scale, "mu": mu, "sigma": sigma}
+
+
+def joint_frechet_distance(fake_features, fake_labels, real_joint: dict) -> float:
+    """Fréchet distance between Gaussians fitted to (features, s·labels) pairs: unlike the plain
+    distance, it compares which images go with which labels."""
+    return frechet_distance_from_statistics(
+        *joint_statistics(fake_features, fake_labels, real_joint["scale"]),
+        real_joint["mu"], real_joint["sigma"])
 
 
 @torch.no_grad()
-def shuffled_label_control(model, labels: Tensor, extractor: nn.Module, real_features,
-                           seed: int = 0, batch_size: int = 100) -> dict:
+def shuffled_label_control(model, labels: Tensor, extractor: nn.Module, real_statistics: tuple,
+                           real_joint: dict, seed: int = 0, batch_size: int = 100,
+                           features=None) -> dict:
     """The Fréchet distances of samples drawn for ``labels`` and of samples drawn for a
-    permutation of them (same noise), both judged against the real features and ``labels``.
+    permutation of them (same noise), both judged against the real set and ``labels``.
 
     Returns {"distance", "shuffled_distance"} (marginal: the samples alone, as FID) and
     {"joint_distance", "shuffled_joint_distance"} (:func:`joint_frechet_distance`). A metric
     whose shuffled value equals its plain one cannot see conditioning; the marginal one cannot
-    by construction (a permutation keeps the labels' distribution).
+    by construction (a permutation keeps the labels' distribution). ``features``: those of the
+    unshuffled samples, if already computed with the same seed.
     """
     labels = labels.float().cpu()
     permutation = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    real_stats = feature_statistics(real_features)
     result = {}
     for prefix, conditioned_on in (("", labels), ("shuffled_", labels[permutation])):
-        features = image_features(extractor, _samples(model, conditioned_on, seed, batch_size),
-                                  batch_size, progress=False)
+        if features is None or prefix:
+            features = image_features(extractor, _samples(model, conditioned_on, seed,
+                                                          batch_size), batch_size, progress=False)
         result[prefix + "distance"] = frechet_distance_from_statistics(
-            *feature_statistics(features), *real_stats)
-        result[prefix + "joint_distance"] = joint_frechet_distance(features, real_features,
-                                                                   labels, labels)
+            *feature_statistics(features), *real_statistics)
+        result[prefix + "joint_distance"] = joint_frechet_distance(features, labels, real_joint)
     return result
 
 
