@@ -245,6 +245,7 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
     for row in rows:  # the conditioning and latent columns
         assert 0 <= row["balanced_accuracy"] <= 1 and 0 <= row["real_balanced_accuracy"] <= 1
         assert 0 <= row["flip_rate"] <= 1 and 0 <= row["active_units"] <= row["latent_dim"] == 4
+        assert row["flip_samples"] == 32  # min(flip_samples=256, num_samples)
         for key in ("shuffled_distance", "joint_distance", "shuffled_joint_distance",
                     "prior_hole"):
             assert math.isfinite(row[key]) and row[key] > -1e-6, key

@@ -55,6 +55,7 @@ class Evaluation:
     batch_size: int
     seed: int
     device: torch.device
+    flip_samples: int = 256  # labels the flip test draws for (A + 1 sample sets of that size)
 
     @property
     def distance_name(self) -> str:
@@ -79,6 +80,7 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
                        inception_weights: str | os.PathLike | None = None,
                        num_samples: int = 1000, iw_samples: int = 100,
                        likelihood_images: int = 256, batch_size: int = 100, seed: int = 0,
+                       flip_samples: int = 256,
                        cache_dir: str | os.PathLike | None = None,
                        classifier: AttributeClassifier | None = None,
                        classifier_config: ClassifierConfig | None = None,
@@ -88,14 +90,15 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
 
     ``feature_space``: 'inception' (FID; an error says where the weights go when none are
     found), 'attribute' (FD_attr), or 'auto' (FID when the weights are found, else FD_attr with
-    a warning that says why).
+    a warning that says why). ``flip_samples``: the flip test uses the first that many of the
+    ``num_samples`` labels (it draws A + 1 sample sets, one per flipped attribute).
     """
     if feature_space not in ("auto", "inception", "attribute"):
         raise ConfigError(f"feature_space must be 'auto', 'inception' or 'attribute', got "
                           f"{feature_space!r}")
     check_int("num_samples", num_samples, 2)  # a covariance needs two images
     for name, value in (("iw_samples", iw_samples), ("likelihood_images", likelihood_images),
-                        ("batch_size", batch_size)):
+                        ("batch_size", batch_size), ("flip_samples", flip_samples)):
         check_int(name, value, 1)
     if num_samples > len(test_data):
         raise ConfigError(f"num_samples={num_samples} exceeds the {len(test_data)} test images "
@@ -120,13 +123,14 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
     real_balanced = balanced_attribute_accuracy(classifier, test_data.images, test_data.labels)
     return Evaluation(test_data, classifier, features, real_mu, real_sigma, real_joint,
                       real_accuracy, real_balanced, num_samples, iw_samples,
-                      min(likelihood_images, len(test_data)), batch_size, seed, device)
+                      min(likelihood_images, len(test_data)), batch_size, seed, device,
+                      min(flip_samples, num_samples))
 
 
 def _real_joint(features: nn.Module, images: Tensor, labels: Tensor, cache: Path | None,
                 batch_size: int, progress: bool) -> dict:
     """The real set's joint (features, labels) statistics, cached beside the feature statistics."""
-    path = None if cache is None else cache.with_name(cache.stem + "_joint.npz")
+    path = None if cache is None else cache.with_name("joint_" + cache.name)
     if path is not None and path.is_file():
         with np.load(path) as stored:
             return {"scale": float(stored["scale"]), "mu": stored["mu"], "sigma": stored["sigma"]}
@@ -193,10 +197,10 @@ def _conditioning_columns(model, ev: Evaluation, samples: Tensor, labels: Tensor
                           control: dict) -> dict:
     """Balanced accuracy, the flip test and the shuffled-label control (chapter 6)."""
     balanced = balanced_attribute_accuracy(ev.classifier, samples, labels)
-    flips = flip_test(model, ev.classifier, labels, ev.seed, ev.batch_size)
+    flips = flip_test(model, ev.classifier, labels[:ev.flip_samples], ev.seed, ev.batch_size)
     columns = {"balanced_accuracy": balanced.mean().item(),
                "real_balanced_accuracy": ev.real_balanced_accuracy.mean().item(),
-               "flip_rate": flips.mean().item(),
+               "flip_rate": flips.mean().item(), "flip_samples": ev.flip_samples,
                "shuffled_distance": control["shuffled_distance"],
                "joint_distance": control["joint_distance"],
                "shuffled_joint_distance": control["shuffled_joint_distance"]}
