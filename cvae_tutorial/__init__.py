@@ -11,7 +11,7 @@ The book's chapters import this package. Its layers, each importing only from th
 """
 from .checkpoints import CheckpointError, checkpoint_path, load_history, load_model
 from .config import ConfigError
-from .cvae import CVAE, MODEL_NAMES, CVAEConfig
+from .cvae import CVAE, MODEL_NAMES, PAPER_MODEL_NAMES, CVAEConfig
 from .data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, DataError, embedded_faces,
                    load_celeba, load_dataset)
 from .flows import AffineCoupling, RealNVP
@@ -21,4 +21,5 @@ from .version import __version__
 __all__ = ["__version__", "AffineCoupling", "AttributeImages", "CELEBA_ATTRIBUTES",
            "checkpoint_path", "CheckpointError", "ConfigError", "CVAE", "CVAEConfig", "DataError",
            "embedded_faces", "FACE_ATTRIBUTES", "load_celeba", "load_dataset", "load_history",
-           "load_model", "MODEL_NAMES", "NonFiniteLossError", "RealNVP", "train", "TrainConfig"]
+           "load_model", "MODEL_NAMES", "NonFiniteLossError", "PAPER_MODEL_NAMES", "RealNVP",
+           "train", "TrainConfig"]

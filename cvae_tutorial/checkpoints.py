@@ -90,9 +90,15 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
+def saved_config(state: dict) -> CVAEConfig:
+    """The model configuration of a checkpoint; a field added since it was written takes its
+    default, which is the behaviour the checkpoint was trained with."""
+    return CVAEConfig(**state["model_config"])
+
+
 def check_checkpoint_matches(state: dict, config: CVAEConfig, path) -> None:
     """A checkpoint for another architecture is a clear error, not a state-dict shape dump."""
-    saved = state["model_config"]
+    saved = saved_config(state).to_dict()
     wanted = config.to_dict()
     differences = [f"{key}: checkpoint {saved.get(key)!r} vs asked {value!r}"
                    for key, value in wanted.items() if saved.get(key) != value]
@@ -142,7 +148,7 @@ def load_model(path: str | os.PathLike, map_location="cpu",
     state = load_checkpoint(path, map_location)
     if expected is not None:
         check_checkpoint_matches(state, expected, path)
-    model = CVAE(CVAEConfig(**state["model_config"]))
+    model = CVAE(saved_config(state))
     model.load_state_dict(state["model"])
     return model.eval()
 

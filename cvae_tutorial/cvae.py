@@ -1,4 +1,5 @@
-"""The conditional VAE in the paper's three settings: ``gaussian``, ``sigma`` and ``sigma_flow``."""
+"""The conditional VAE in the paper's three settings, ``gaussian``, ``sigma`` and ``sigma_flow``,
+and the reference recipe most readers start from, ``mse_kl`` (MSE + a hand-tuned KL weight)."""
 from __future__ import annotations
 
 import math
@@ -10,12 +11,15 @@ from torch import Tensor, nn
 from .config import ConfigError, check_field_types, check_image_size
 from .flows import RealNVP
 from .losses import (MIN_LOG_SIGMA, flow_prior_log_prob, gaussian_kl, gaussian_log_prob,
-                     gaussian_nll, monte_carlo_kl, sigma_optimal_nll)
+                     gaussian_nll, monte_carlo_kl, mse_kl_loss, sigma_optimal_nll)
 from .nets import Decoder, Encoder, PriorEncoder
 
-MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")
+PAPER_MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")  # the paper's Table 1
+MODEL_NAMES = PAPER_MODEL_NAMES + ("mse_kl",)
 MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
-                "sigma_flow": "σ-CVAE + Real NVP prior"}
+                "sigma_flow": "σ-CVAE + Real NVP prior",
+                "mse_kl": "MSE + KL weight (PyTorch-VAE recipe)"}
+MSE_KL_WEIGHT = 0.00025  # the PyTorch-VAE zoo's hand-tuned KL weight for its CelebA CVAE
 
 
 @dataclass
@@ -32,6 +36,11 @@ class CVAEConfig:
     flow_hidden: int = 128
     flow_scale_bound: float = 3.0
     min_log_sigma: float = MIN_LOG_SIGMA
+    # True: q(z|x,y), the encoder sees the labels (this book's models so far); False: q(z|x), the
+    # paper's reading for its non-flow models (Fig. 1, middle; App. A). A checkpoint saved before
+    # this field existed loads with True, the encoder it was trained with.
+    encoder_sees_labels: bool = True
+    kl_weight: float = MSE_KL_WEIGHT  # ``mse_kl`` only: the weight of the KL beside the MSE
 
     def __post_init__(self):
         check_field_types(self)
@@ -45,6 +54,8 @@ class CVAEConfig:
         if not 0 < self.flow_scale_bound < math.inf:
             raise ConfigError(f"CVAEConfig.flow_scale_bound must be finite and > 0, got "
                               f"{self.flow_scale_bound}")
+        if not 0 <= self.kl_weight < math.inf:
+            raise ConfigError(f"CVAEConfig.kl_weight must be finite and >= 0, got {self.kl_weight}")
         if not math.isfinite(self.min_log_sigma):
             raise ConfigError(f"CVAEConfig.min_log_sigma must be finite, got {self.min_log_sigma}")
         if self.model == "sigma_flow" and self.latent_dim < 2:
@@ -55,13 +66,15 @@ class CVAEConfig:
 
 
 class CVAE(nn.Module):
-    """q(z|x,y), p(x|z,y) and the prior: N(0, I) or, for ``sigma_flow``, the Real NVP prior."""
+    """q(z|x,y) (or q(z|x): ``encoder_sees_labels``), p(x|z,y) and the prior: N(0, I) or, for
+    ``sigma_flow``, the Real NVP prior."""
 
     def __init__(self, config: CVAEConfig):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = Encoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
+        self.encoder = Encoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels,
+                               c.encoder_sees_labels)
         self.decoder = Decoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
         if c.model == "sigma_flow":
             self.prior_encoder = PriorEncoder(c.num_attributes, c.latent_dim, c.prior_channels)
@@ -85,6 +98,9 @@ class CVAE(nn.Module):
 
     @property
     def learns_sigma(self) -> bool:
+        """Whether the decoder σ is σ*, stored from the training set for evaluation. True for
+        ``mse_kl`` too: its loss has no σ of its own, so its likelihoods are those of a Gaussian
+        decoder at the training-set σ*, as for the σ-models (σ = 1 would be no fairer a guess)."""
         return self.config.model != "gaussian"
 
     @property
@@ -179,14 +195,22 @@ class CVAE(nn.Module):
     def loss_terms(self, x: Tensor, y: Tensor, fixed_sigma: bool = False,
                    check_range: bool = True) -> dict:
         """Negative ELBO and its parts, averaged over the batch (nats per image); images x in
-        [0, 1] (``check_range=False`` skips that check, for batches in range by construction)."""
+        [0, 1] (``check_range=False`` skips that check, for batches in range by construction).
+
+        For ``mse_kl`` in training, ``loss`` is the recipe's MSE + weighted KL (not nats);
+        ``recon`` and ``kl`` are still the ELBO's terms at the batch σ*.
+        """
         x, y = self._check_inputs(x, y, check_range)
         mu_q, log_sigma_q = self.encoder(x, y)
         z = mu_q + torch.exp(log_sigma_q) * torch.randn_like(mu_q)
         x_hat = self.decode(z, y)
         recon, log_sigma = self.reconstruction_nll(x, x_hat, fixed_sigma)
         kl = self.kl(z, mu_q, log_sigma_q, y)
-        return {"loss": (recon + kl).mean(), "recon": recon.mean(), "kl": kl.mean(),
+        loss = (recon + kl).mean()
+        if self.config.model == "mse_kl" and not fixed_sigma:  # trains on the recipe's loss;
+            # evaluated (fixed_sigma) it gives the −ELBO at σ* like the others
+            loss = mse_kl_loss(x, x_hat, mu_q, log_sigma_q, self.config.kl_weight)
+        return {"loss": loss, "recon": recon.mean(), "kl": kl.mean(),
                 "log_sigma": log_sigma.detach(),
                 "mse": ((x - x_hat) ** 2).mean().detach()}
 

@@ -12,13 +12,18 @@ def _channels(base_channels: int) -> list:
 
 
 class Encoder(nn.Module):
-    """q(z|x,y): the labels enter as A constant image channels; returns (mu, log_sigma)."""
+    """q(z|x,y): the labels enter as A constant image channels; returns (mu, log_sigma).
+
+    ``sees_labels=False`` gives q(z|x), the encoder of the paper's non-flow models (its Fig. 1,
+    middle, and App. A): the image alone, y never enters.
+    """
 
     def __init__(self, image_size: int, num_attributes: int, latent_dim: int,
-                 base_channels: int = 32):
+                 base_channels: int = 32, sees_labels: bool = True):
         super().__init__()
         side = check_image_size(image_size) // 2**NUM_DOWNSAMPLINGS
-        layers, in_channels = [], 3 + num_attributes
+        self.sees_labels = sees_labels
+        layers, in_channels = [], 3 + (num_attributes if sees_labels else 0)
         for out_channels in _channels(base_channels):
             layers += [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1),
                        nn.LeakyReLU(0.2)]
@@ -27,8 +32,10 @@ class Encoder(nn.Module):
         self.head = nn.Linear(in_channels * side * side, 2 * latent_dim)
 
     def forward(self, x: Tensor, y: Tensor):
-        label_maps = y[:, :, None, None].expand(-1, -1, *x.shape[2:]).to(x.dtype)
-        h = self.convs(torch.cat([x, label_maps], 1))
+        if self.sees_labels:
+            label_maps = y[:, :, None, None].expand(-1, -1, *x.shape[2:]).to(x.dtype)
+            x = torch.cat([x, label_maps], 1)
+        h = self.convs(x)
         mu, log_sigma = self.head(h).chunk(2, dim=1)
         return mu, log_sigma
 

@@ -152,6 +152,18 @@ def test_dequantize_stays_inside_each_pixel_bin():
         dequantize(images.float())
 
 
+def test_dequantize_spreads_uniformly_within_each_bin():
+    # x·256 − x_int must be U[0, 1): mean 1/2, variance 1/12, no mass at the bin edge
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    x = dequantize(images, torch.Generator().manual_seed(0))
+    offsets = (x * 256 - images.float()).flatten()
+    assert offsets.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert offsets.var().item() == pytest.approx(1 / 12, abs=0.003)
+    assert (offsets < 1e-3).float().mean() < 0.01
+    histogram = torch.histc(offsets, bins=10, min=0, max=1) / len(offsets)
+    assert (histogram - 0.1).abs().max() < 0.01
+
+
 def test_log_importance_weights_rejects_bad_k():
     with pytest.raises(ValueError, match=r"num_samples \(K\) must be an int >= 1, got 0"):
         log_importance_weights(LinearGaussian(), torch.zeros(2, 4, dtype=torch.float64),
@@ -208,9 +220,9 @@ def tiny_run(tmp_path_factory):
     train_data = embedded_faces("train", 16, num_images=256)
     test_data = embedded_faces("test", 16, num_images=64)
     run_dir = tmp_path_factory.mktemp("run")
-    for name in ("gaussian", "sigma", "sigma_flow"):
+    for name in ("gaussian", "sigma", "sigma_flow", "mse_kl"):
         model = CVAE(CVAEConfig(model=name, image_size=16, latent_dim=4, base_channels=8,
-                                flow_hidden=16))
+                                flow_hidden=16, encoder_sees_labels=name != "sigma"))
         train(model, train_data, test_data, TrainConfig(epochs=1, batch_size=64),
               checkpoint_path(run_dir, name), progress=False)
     return run_dir, train_data, test_data
@@ -229,6 +241,18 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
         assert row["paper_fid"] == PAPER_FID[row["model"]]
         assert "32 samples" in row["protocol"]
     assert rows[0]["decoder_sigma"] == 1.0 and rows[1]["decoder_sigma"] < 1.0
+    assert [row["encoder_sees_labels"] for row in rows] == [True, False, True]
+    for row in rows:  # the conditioning and latent columns
+        assert 0 <= row["balanced_accuracy"] <= 1 and 0 <= row["real_balanced_accuracy"] <= 1
+        assert 0 <= row["flip_rate"] <= 1 and 0 <= row["active_units"] <= row["latent_dim"] == 4
+        assert row["flip_samples"] == 32  # min(flip_samples=256, num_samples)
+        for key in ("shuffled_distance", "joint_distance", "shuffled_joint_distance",
+                    "prior_hole"):
+            assert math.isfinite(row[key]) and row[key] > -1e-6, key
+        names = test_data.attribute_names
+        assert row["balanced_accuracy"] == pytest.approx(
+            np.mean([row[f"balanced_accuracy_{a}"] for a in names]))
+        assert row["flip_rate"] == pytest.approx(np.mean([row[f"flip_rate_{a}"] for a in names]))
     with open(run_dir / "results.csv") as file:
         table = list(csv.DictReader(file))
     assert [r["model"] for r in table] == ["gaussian", "sigma", "sigma_flow"]
@@ -236,11 +260,27 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
     markdown = (run_dir / "results.md").read_text()
     assert "FD_attr" in markdown and "300.9" in markdown and "not reproducible" in markdown
     assert "| FID (ours)" not in markdown
+    assert "balanced acc. (samples)" in markdown and "flip rate" in markdown
+    assert "FD_attr, shuffled labels" in markdown and "prior hole" in markdown
+    assert f"{rows[2]['active_units']} of 4" in markdown
     # the cached classifier and statistics give the same row again
     row = evaluate_checkpoint(checkpoint_path(run_dir, "sigma_flow"), train_data, test_data,
                               cache_dir=run_dir / "eval_cache", **options)
     assert row["distance"] == pytest.approx(rows[2]["distance"])
     assert row["iw_nll_nats"] == pytest.approx(rows[2]["iw_nll_nats"])
+    for key in ("flip_rate", "shuffled_joint_distance", "prior_hole", "balanced_accuracy"):
+        assert row[key] == pytest.approx(rows[2][key]), key
+
+
+def test_evaluate_run_takes_the_mse_kl_recipe_at_its_training_set_sigma(tiny_run):
+    run_dir, train_data, test_data = tiny_run
+    options = dict(feature_space="attribute", num_samples=32, iw_samples=5, likelihood_images=16,
+                   classifier_config=ClassifierConfig(image_size=16, epochs=1), progress=False,
+                   cache_dir=run_dir / "eval_cache")
+    (row,) = evaluate_run(run_dir, train_data, test_data, models=["mse_kl"], **options)
+    assert row["model"] == "mse_kl" and math.isnan(row["paper_fid"])
+    assert 0 < row["decoder_sigma"] < 1  # σ* of the training set, not σ = 1
+    assert row["iw_nll_nats"] <= row["neg_elbo_nats"] + 1e-6
 
 
 def test_evaluate_run_errors_are_clear(tiny_run, tmp_path):

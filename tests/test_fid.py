@@ -124,6 +124,7 @@ def test_whole_fid_path_with_random_inception_by_path(random_weights, offline, f
     assert "299" in rows[0]["protocol"] and "4 samples" in rows[0]["protocol"]
     cached = list((run_dir / "eval_cache").glob("FID_embedded_test_32px_4_*.npz"))
     assert len(cached) == 1
+    assert (cached[0].parent / ("joint_" + cached[0].name)).is_file()  # the shuffled control's
     with pytest.raises(fid.InceptionWeightsError):
         evaluate_run(run_dir, train_data.subset(128), test_data.subset(16), models=["sigma_flow"],
                      **{**options, "inception_weights": None})

@@ -1,12 +1,14 @@
-"""The three CVAEs: training lowers the loss, sampling behaves, inputs are checked."""
+"""The CVAEs (the paper's three, and mse_kl): training lowers the loss, sampling behaves,
+inputs are checked."""
 import pytest
 import torch
 
-from cvae_tutorial import CVAE, MODEL_NAMES, CVAEConfig, ConfigError, TrainConfig, train
+from cvae_tutorial import (CVAE, MODEL_NAMES, PAPER_MODEL_NAMES, CVAEConfig, ConfigError,
+                           TrainConfig, train)
 from cvae_tutorial.data import to_float
 
 
-@pytest.mark.parametrize("model_name", MODEL_NAMES)
+@pytest.mark.parametrize("model_name", PAPER_MODEL_NAMES)  # mse_kl: test_mse_kl_trains_a_step
 def test_a_few_hundred_steps_lower_the_loss(model_name, faces32):
     train_data, test_data = faces32
     torch.manual_seed(0)
@@ -140,3 +142,104 @@ def test_a_model_with_nan_samples_is_an_error_naming_it():
     with pytest.raises(NonFiniteSamplesError, match=r"model gaussian produced non-finite .* in "
                                                     r"4 of 4 samples.*retrain"):
         generated_features(model, torch.ones(4, 2), torch.nn.Flatten(), progress=False)
+def test_flow_prior_depends_on_the_labels_after_a_few_steps():
+    # the prior encoder starts at N(0, I) for every y; a few steps of training must make
+    # p(z|y) differ between label vectors, or the prior is not conditional at all
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma_flow", image_size=16, num_attributes=3, latent_dim=4,
+                            base_channels=8, flow_hidden=16))
+    x, y = torch.rand(32, 3, 16, 16), torch.randint(0, 2, (32, 3)).float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.loss_terms(x, y)["loss"].backward()
+        optimizer.step()
+    y0, y1 = torch.zeros(5, 3), torch.tensor([[1.0, 0, 1]]).expand(5, 3)
+    z = torch.randn(5, 4)
+    mu0, log_sigma0 = model.prior_params(y0)
+    mu1, log_sigma1 = model.prior_params(y1)
+    assert (mu0 - mu1).abs().max() > 1e-3 or (log_sigma0 - log_sigma1).abs().max() > 1e-3
+    assert (model.prior_log_prob(z, y0) - model.prior_log_prob(z, y1)).abs().max() > 1e-3
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    assert (model.sample_latents(y0, generator=generator())
+            - model.sample_latents(y1, generator=generator())).abs().max() > 1e-3
+
+
+def _encoder_outputs(sees_labels):
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=3, latent_dim=4,
+                            base_channels=8, encoder_sees_labels=sees_labels))
+    x = torch.rand(6, 3, 16, 16)
+    return model, model.encode(x, torch.zeros(6, 3)), model.encode(x, torch.ones(6, 3))
+
+
+def test_encoder_without_labels_is_q_z_given_x_and_with_them_q_z_given_x_y():
+    _, (mu0, log_sigma0), (mu1, log_sigma1) = _encoder_outputs(sees_labels=False)
+    torch.testing.assert_close(mu0, mu1, rtol=0, atol=0)
+    torch.testing.assert_close(log_sigma0, log_sigma1, rtol=0, atol=0)
+    model, (mu0, _), (mu1, _) = _encoder_outputs(sees_labels=True)
+    assert (mu0 - mu1).abs().max() > 1e-4
+    assert CVAEConfig().encoder_sees_labels  # the default is unchanged: the encoder sees y
+
+
+def test_encoder_option_round_trips_through_a_checkpoint(tmp_path):
+    from cvae_tutorial.checkpoints import CHECKPOINT_FORMAT, load_model
+
+    for sees_labels in (False, True):
+        model, *_ = _encoder_outputs(sees_labels)
+        path = tmp_path / f"{sees_labels}.pt"
+        torch.save({"format": CHECKPOINT_FORMAT, "model_config": model.config.to_dict(),
+                    "model": model.state_dict()}, path)
+        loaded = load_model(path)
+        assert loaded.config.encoder_sees_labels is sees_labels
+        x = torch.rand(2, 3, 16, 16)
+        torch.testing.assert_close(loaded.encode(x, torch.ones(2, 3)),
+                                   model.encode(x, torch.ones(2, 3)))
+
+
+def test_a_checkpoint_saved_before_the_encoder_option_loads_as_the_encoder_that_sees_y(tmp_path):
+    from cvae_tutorial.checkpoints import CHECKPOINT_FORMAT, check_checkpoint_matches, load_model
+
+    model, *_ = _encoder_outputs(sees_labels=True)
+    old_config = {k: v for k, v in model.config.to_dict().items() if k != "encoder_sees_labels"}
+    state = {"format": CHECKPOINT_FORMAT, "model_config": old_config, "model": model.state_dict()}
+    torch.save(state, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").config.encoder_sees_labels is True
+    check_checkpoint_matches(state, model.config, tmp_path / "old.pt")  # resumes: no error
+    with pytest.raises(Exception, match="encoder_sees_labels"):
+        check_checkpoint_matches(state, CVAEConfig(**{**old_config,
+                                                      "encoder_sees_labels": False}), "old.pt")
+
+
+def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
+    from torch.nn import functional as F
+
+    train_data, test_data = faces16
+    torch.manual_seed(0)
+    config = CVAEConfig(model="mse_kl", image_size=16, num_attributes=10, latent_dim=4,
+                        base_channels=8)
+    model = CVAE(config)
+    assert not model.has_flow_prior and config.kl_weight == 0.00025
+    x, y = to_float(train_data.images[:32]), train_data.labels[:32]
+    torch.manual_seed(1)
+    terms = model.loss_terms(x, y)
+    torch.manual_seed(1)  # the same z: rebuild the recipe's loss from the model's own outputs
+    mu, log_sigma = model.encode(x, y)
+    x_hat = model.decode(mu + log_sigma.exp() * torch.randn_like(mu), y)
+    log_var = 2 * log_sigma
+    kld = torch.mean(-0.5 * torch.sum(1 + log_var - mu ** 2 - log_var.exp(), dim=1))
+    torch.testing.assert_close(terms["loss"], F.mse_loss(x_hat, x) + 0.00025 * kld)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = train(model, train_data, test_data,
+                    TrainConfig(epochs=3, batch_size=64, lr=3e-3, device="cpu"), progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    torch.manual_seed(1)
+    with torch.no_grad():  # the recipe's loss (MSE scale) fell on the same batch and noise
+        assert model.loss_terms(x, y)["loss"] < 0.9 * terms["loss"]
+    # evaluated with the training-set σ* (it has no σ of its own), in nats like the others
+    assert model.decoder_log_sigma.item() < 0
+    assert history[-1]["log_sigma"] == model.decoder_log_sigma.item()
+    with torch.no_grad():
+        evaluated = model.loss_terms(x, y, fixed_sigma=True)
+    torch.testing.assert_close(evaluated["loss"], evaluated["recon"] + evaluated["kl"])
+    assert abs(evaluated["loss"]) > 10  # nats per image, not a per-pixel MSE

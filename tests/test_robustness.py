@@ -134,6 +134,30 @@ def test_nan_in_the_data_stops_training_naming_step_and_terms(tiny_faces, tmp_pa
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_nan_loss_never_reaches_the_weights_in_memory(tiny_faces):
+    # the step that produces a NaN loss must stop before backward/step: the model in memory
+    # keeps the weights it had before that step (a caller may go on using it)
+    train_data, test_data = tiny_faces
+    poisoned = train_data.subset(len(train_data))
+    poisoned.labels = poisoned.labels.clone()
+    config = run_config(checkpoint_every=0)
+    bad_step = 2
+    poisoned.labels[epoch_batches(len(poisoned), config.batch_size, config.seed, 0)[bad_step][0],
+                    0] = float("nan")
+    model, before = fresh_model(), {}
+
+    def snapshot(epoch, step, indices):
+        before[step] = {name: value.clone() for name, value in model.state_dict().items()}
+
+    with pytest.raises(NonFiniteLossError, match=f"step {bad_step}"):
+        train(model, poisoned, test_data, config, progress=False, on_batch=snapshot)
+    assert max(before) == bad_step
+    assert not torch.equal(before[0]["decoder.head.0.weight"],
+                           before[bad_step]["decoder.head.0.weight"])  # earlier steps did train
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[bad_step][name]), name
+
+
 def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
     train_data, test_data = tiny_faces
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 0, step \d+: loss=.*"

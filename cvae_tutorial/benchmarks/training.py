@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, check_image_size, resolve_device
-from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
+from ..cvae import CVAE, MODEL_NAMES, PAPER_MODEL_NAMES, CVAEConfig
 from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import default_num_workers
 from ..data.celeba import CELEBA_ATTRIBUTES, CelebAJPEGs, load_celeba
@@ -196,7 +196,8 @@ def _parse_args(argv):
                         help="DataLoader/cache workers (default: the usable cores, at most 8)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
+                        default=list(PAPER_MODEL_NAMES))
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds in which the off and on settings take turns (median kept)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per setting and round")

@@ -1,16 +1,24 @@
 """The evaluation layer (chapter 6): ``likelihood`` (ELBO, IW bound, bits/dim), ``classifier``
-(attribute fidelity, FD_attr), ``fid`` (Fréchet distances, the FID Inception) and ``report``
-(a run's results table)."""
+(attribute fidelity, FD_attr), ``fid`` (Fréchet distances, the FID Inception), ``conditioning``
+(balanced accuracy, flip test, shuffled-label control), ``latents`` (prior hole, active units)
+and ``report`` (a run's results table)."""
 from .classifier import (AttributeClassifier, ClassifierConfig, attribute_accuracy,
                          train_attribute_classifier)
+from .conditioning import (balanced_accuracy, balanced_attribute_accuracy, flip_test,
+                           joint_frechet_distance, named_attribute_agreement,
+                           real_joint_statistics, shuffled_label_control)
 from .fid import (feature_statistics, frechet_distance, frechet_distance_from_statistics,
                   generated_features, load_fid_inception)
 from .likelihood import (bits_per_dim, dataset_log_weights, importance_weighted_bound,
                          likelihood_summary, log_importance_weights)
+from .latents import active_units, posterior_codes, prior_hole_distance
 from .report import (PAPER_FID, evaluate_checkpoint, evaluate_model, evaluate_run,
                      prepare_evaluation, results_markdown, write_results)
 
-__all__ = ["attribute_accuracy", "AttributeClassifier", "bits_per_dim", "ClassifierConfig",
+__all__ = ["active_units", "balanced_accuracy", "balanced_attribute_accuracy", "flip_test",
+           "joint_frechet_distance", "named_attribute_agreement", "posterior_codes",
+           "prior_hole_distance", "real_joint_statistics", "shuffled_label_control",
+           "attribute_accuracy", "AttributeClassifier", "bits_per_dim", "ClassifierConfig",
            "dataset_log_weights", "evaluate_checkpoint", "evaluate_model", "evaluate_run",
            "feature_statistics", "frechet_distance", "frechet_distance_from_statistics",
            "generated_features", "importance_weighted_bound", "likelihood_summary",

@@ -137,16 +137,21 @@ def train_attribute_classifier(train_data: AttributeImages, config: ClassifierCo
 
 
 @torch.no_grad()
+def predict_attributes(classifier: AttributeClassifier, images: Tensor,
+                       batch_size: int = 256) -> Tensor:
+    """The classifier's 0/1 reading [N, A] of uint8 images (logit > 0)."""
+    if not isinstance(images, Tensor) or images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 (quantised), got "
+                        f"{getattr(images, 'dtype', type(images).__name__)}; use to_uint8")
+    device = next(classifier.parameters()).device
+    return torch.cat([(classifier(to_float(images[start:start + batch_size].to(device))) > 0)
+                      .float().cpu() for start in range(0, len(images), batch_size)])
+
+
 def attribute_accuracy(classifier: AttributeClassifier, images: Tensor, labels: Tensor,
                        batch_size: int = 256) -> Tensor:
     """Per-attribute accuracy [A] of the classifier on uint8 images against ``labels``."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"images must be uint8 (quantised), got {images.dtype}; use to_uint8")
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} label rows")
-    device = next(classifier.parameters()).device
-    correct = torch.zeros(labels.shape[1])
-    for start in range(0, len(images), batch_size):
-        logits = classifier(to_float(images[start:start + batch_size].to(device))).cpu()
-        correct += ((logits > 0).float() == labels[start:start + batch_size]).float().sum(0)
-    return correct / len(images)
+    predictions = predict_attributes(classifier, images, batch_size)
+    return (predictions == labels.cpu().float()).float().mean(0)

@@ -1,8 +1,9 @@
 """Fréchet distances between image sets: FID with pytorch-fid's Inception, or another named space.
 
-pytorch-fid's style: the network comes from ``pytorch_fid.inception``, the distance from
-``pytorch_fid.fid_score.calculate_frechet_distance``; the functions here feed them in-memory
-uint8 tensors in batches (no PNG folders) and cache the real-image statistics (chapter 6).
+pytorch-fid's style: the network comes from ``pytorch_fid.inception``; the distance is computed
+here, in float64, from the eigenvalues of a symmetric matrix (no ``scipy.linalg.sqrtm``); the
+functions feed the network in-memory uint8 tensors in batches (no PNG folders) and cache the
+real-image statistics (chapter 6).
 
 A distance is called "FID" only when the features are the FID Inception's 2048-d pool3 with its
 real weights; any other feature space gives a Fréchet distance under another name (``FD_attr``).
@@ -10,13 +11,11 @@ real weights; any other feature space gives a Fréchet distance under another na
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.linalg import LinAlgWarning
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -59,21 +58,39 @@ def feature_statistics(features) -> tuple:
     return features.mean(0), np.cov(features, rowvar=False)
 
 
-def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2) -> float:
-    """pytorch-fid's ‖μ₁−μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) (it regularises a singular product)."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric PSD matrix (round-off negatives clipped to 0)."""
+    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
 
-    if np.shape(mu1) != np.shape(mu2):
-        raise FrechetDistanceError(f"feature dimensions differ: {np.shape(mu1)} vs {np.shape(mu2)}")
-    with warnings.catch_warnings():
-        # fewer images than dimensions make Σ₁Σ₂ singular; pytorch-fid handles that (it adds
-        # eps to the diagonals if sqrtm fails), so scipy's warning about it is only noise here
-        warnings.simplefilter("ignore", LinAlgWarning)
-        # pytorch-fid 0.3.0 passes sqrtm's `disp`, deprecated in SciPy 1.16-1.17 (pinned < 1.18),
-        # and scipy's own error estimate divides by zero for an all-zero product
-        warnings.filterwarnings("ignore", "The `disp` argument is deprecated", DeprecationWarning)
-        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-        return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+def trace_sqrt_product(sigma1, sigma2) -> float:
+    """Tr((Σ₁Σ₂)^½) of two covariances, as Σ √max(λ, 0) over the eigenvalues λ of Σ₁^½ Σ₂ Σ₁^½.
+
+    Σ₁Σ₂ is similar to the symmetric PSD matrix Σ₁^½ Σ₂ Σ₁^½, so their square roots have the same
+    trace; a symmetric eigendecomposition is stable where ``sqrtm`` of the non-symmetric product
+    needs pytorch-fid's ε-retry, and singular covariances (fewer images than dimensions) are fine.
+    """
+    root = _psd_sqrt(np.asarray(sigma1, dtype=np.float64))
+    middle = root @ np.asarray(sigma2, dtype=np.float64) @ root
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+    return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
+
+
+def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2) -> float:
+    """‖μ₁−μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) in float64 (Heusel et al. 2017), the formula of
+    pytorch-fid's ``calculate_frechet_distance`` without its SciPy ``sqrtm`` call."""
+    mu1, mu2 = (np.atleast_1d(np.asarray(mu, np.float64)) for mu in (mu1, mu2))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+    sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape:
+        raise FrechetDistanceError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
+    if sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
+        raise FrechetDistanceError(f"covariances {sigma1.shape} and {sigma2.shape} do not match "
+                                   f"the means' dimension {len(mu1)}; pass [D, D] covariances")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
+                 - 2 * trace_sqrt_product(sigma1, sigma2))
 
 
 def frechet_distance(features_a, features_b) -> float:

@@ -1,5 +1,7 @@
-"""Evaluating a run (chapter 6): every checkpoint's likelihoods, Fréchet distance and attribute
-fidelity on the test split, in one table beside the paper's Table 1 (``results.csv``, ``.md``)."""
+"""Evaluating a run (chapter 6): every checkpoint's likelihoods, Fréchet distance, attribute
+fidelity (plain and balanced accuracy, the flip test), the shuffled-label control and its latent
+space (prior hole, active units) on the test split, in one table beside the paper's Table 1
+(``results.csv``, ``.md``)."""
 from __future__ import annotations
 
 import csv
@@ -15,14 +17,17 @@ from torch import Tensor, nn
 
 from ..checkpoints import checkpoint_path, load_model
 from ..config import ConfigError, check_int, resolve_device
-from ..cvae import MODEL_NAMES
+from ..cvae import MODEL_NAMES, PAPER_MODEL_NAMES
 from ..data.images import AttributeImages
 from ..files import fingerprint
+from ..files import atomic_write
 from .classifier import (AttributeClassifier, ClassifierConfig, ClassifierFeatures,
                          attribute_accuracy, train_attribute_classifier)
-from .fid import (InceptionWeightsError, data_fingerprint, feature_statistics,
-                  frechet_distance_from_statistics, generated_features, load_fid_inception,
-                  real_statistics, statistics_cache_path)
+from .conditioning import (balanced_attribute_accuracy, flip_test, real_joint_statistics,
+                           shuffled_label_control)
+from .fid import (InceptionWeightsError, data_fingerprint, generated_features, image_features,
+                  load_fid_inception, real_statistics, statistics_cache_path)
+from .latents import active_units, posterior_codes, prior_hole_distance
 from .likelihood import dataset_log_weights, likelihood_summary
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
@@ -41,13 +46,16 @@ class Evaluation:
     features: nn.Module
     real_mu: np.ndarray
     real_sigma: np.ndarray
+    real_joint: dict  # the real (features, labels) statistics of the shuffled-label control
     real_accuracy: Tensor
+    real_balanced_accuracy: Tensor
     num_samples: int
     iw_samples: int
     likelihood_images: int
     batch_size: int
     seed: int
     device: torch.device
+    flip_samples: int = 256  # labels the flip test draws for (A + 1 sample sets of that size)
 
     @property
     def distance_name(self) -> str:
@@ -72,6 +80,7 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
                        inception_weights: str | os.PathLike | None = None,
                        num_samples: int = 1000, iw_samples: int = 100,
                        likelihood_images: int = 256, batch_size: int = 100, seed: int = 0,
+                       flip_samples: int = 256,
                        cache_dir: str | os.PathLike | None = None,
                        classifier: AttributeClassifier | None = None,
                        classifier_config: ClassifierConfig | None = None,
@@ -81,14 +90,15 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
 
     ``feature_space``: 'inception' (FID; an error says where the weights go when none are
     found), 'attribute' (FD_attr), or 'auto' (FID when the weights are found, else FD_attr with
-    a warning that says why).
+    a warning that says why). ``flip_samples``: the flip test uses the first that many of the
+    ``num_samples`` labels (it draws A + 1 sample sets, one per flipped attribute).
     """
     if feature_space not in ("auto", "inception", "attribute"):
         raise ConfigError(f"feature_space must be 'auto', 'inception' or 'attribute', got "
                           f"{feature_space!r}")
     check_int("num_samples", num_samples, 2)  # a covariance needs two images
     for name, value in (("iw_samples", iw_samples), ("likelihood_images", likelihood_images),
-                        ("batch_size", batch_size)):
+                        ("batch_size", batch_size), ("flip_samples", flip_samples)):
         check_int(name, value, 1)
     if num_samples > len(test_data):
         raise ConfigError(f"num_samples={num_samples} exceeds the {len(test_data)} test images "
@@ -107,10 +117,29 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
     cache = None if cache_dir is None else statistics_cache_path(
         cache_dir, features.name, dataset, "test", test_data.image_size, num_samples, key)
     real_mu, real_sigma = real_statistics(features, real_images, cache, batch_size, progress)
+    real_joint = _real_joint(features, real_images, test_data.labels[:num_samples], cache,
+                             batch_size, progress)
     real_accuracy = attribute_accuracy(classifier, test_data.images, test_data.labels)
-    return Evaluation(test_data, classifier, features, real_mu, real_sigma, real_accuracy,
-                      num_samples, iw_samples, min(likelihood_images, len(test_data)), batch_size,
-                      seed, device)
+    real_balanced = balanced_attribute_accuracy(classifier, test_data.images, test_data.labels)
+    return Evaluation(test_data, classifier, features, real_mu, real_sigma, real_joint,
+                      real_accuracy, real_balanced, num_samples, iw_samples,
+                      min(likelihood_images, len(test_data)), batch_size, seed, device,
+                      min(flip_samples, num_samples))
+
+
+def _real_joint(features: nn.Module, images: Tensor, labels: Tensor, cache: Path | None,
+                batch_size: int, progress: bool) -> dict:
+    """The real set's joint (features, labels) statistics, cached beside the feature statistics."""
+    path = None if cache is None else cache.with_name("joint_" + cache.name)
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            return {"scale": float(stored["scale"]), "mu": stored["mu"], "sigma": stored["sigma"]}
+    joint = real_joint_statistics(image_features(features, images, batch_size, progress,
+                                                 "features (real, joint)"), labels)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda file: np.savez(file, **joint))
+    return joint
 
 
 def _feature_space(feature_space: str, inception_weights, classifier: AttributeClassifier,
@@ -127,7 +156,11 @@ def _feature_space(feature_space: str, inception_weights, classifier: AttributeC
 
 
 def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict:
-    """One row of the results table for a loaded model."""
+    """One row of the results table for a loaded model.
+
+    Likelihoods use the model's fixed decoder σ: σ = 1 for ``gaussian``, the training-set σ* for
+    the σ-models and for ``mse_kl``, whose loss has no σ of its own.
+    """
     ev = evaluation
     data = ev.test_data
     if (model.config.image_size, model.config.num_attributes) != (data.image_size,
@@ -143,19 +176,46 @@ def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict
     labels = data.labels[:ev.num_samples]
     generated, samples = generated_features(model, labels, ev.features, ev.batch_size, ev.seed,
                                             progress)
-    distance = frechet_distance_from_statistics(*feature_statistics(generated), ev.real_mu,
-                                                ev.real_sigma)
+    control = shuffled_label_control(model, labels, ev.features, (ev.real_mu, ev.real_sigma),
+                                     ev.real_joint, ev.seed, ev.batch_size, features=generated)
     accuracy = attribute_accuracy(ev.classifier, samples, labels)
-    row = {"model": name, **likelihoods,
-           "decoder_sigma": math.exp(model.decoder_log_sigma.item()),
-           "distance_name": ev.distance_name, "distance": distance,
+    row = {"model": name, "encoder_sees_labels": model.config.encoder_sees_labels,
+           **likelihoods, "decoder_sigma": math.exp(model.decoder_log_sigma.item()),
+           "distance_name": ev.distance_name, "distance": control["distance"],
            "paper_fid": PAPER_FID.get(name, float("nan")),
            "attribute_accuracy": accuracy.mean().item(),
            "real_attribute_accuracy": ev.real_accuracy.mean().item(),
            "num_samples": ev.num_samples, "protocol": ev.protocol}
     row.update({f"accuracy_{attr}": value.item()
                 for attr, value in zip(data.attribute_names, accuracy)})
+    row.update(_conditioning_columns(model, ev, samples, labels, control))
+    row.update(_latent_columns(model, ev))
     return row
+
+
+def _conditioning_columns(model, ev: Evaluation, samples: Tensor, labels: Tensor,
+                          control: dict) -> dict:
+    """Balanced accuracy, the flip test and the shuffled-label control (chapter 6)."""
+    balanced = balanced_attribute_accuracy(ev.classifier, samples, labels)
+    flips = flip_test(model, ev.classifier, labels[:ev.flip_samples], ev.seed, ev.batch_size)
+    columns = {"balanced_accuracy": balanced.mean().item(),
+               "real_balanced_accuracy": ev.real_balanced_accuracy.mean().item(),
+               "flip_rate": flips.mean().item(), "flip_samples": ev.flip_samples,
+               "shuffled_distance": control["shuffled_distance"],
+               "joint_distance": control["joint_distance"],
+               "shuffled_joint_distance": control["shuffled_joint_distance"]}
+    for attr, value, flip in zip(ev.test_data.attribute_names, balanced, flips):
+        columns[f"balanced_accuracy_{attr}"] = value.item()
+        columns[f"flip_rate_{attr}"] = flip.item()
+    return columns
+
+
+def _latent_columns(model, ev: Evaluation) -> dict:
+    """The prior hole and the active units, over the first ``num_samples`` test images."""
+    means, _ = posterior_codes(model, ev.test_data, ev.num_samples, seed=ev.seed)
+    return {"prior_hole": prior_hole_distance(model, ev.test_data, ev.num_samples,
+                                              seed=ev.seed),
+            "active_units": active_units(means), "latent_dim": model.config.latent_dim}
 
 
 def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
@@ -169,7 +229,7 @@ def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
 
 
 def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
-                 test_data: AttributeImages, models=MODEL_NAMES, *, device="auto",
+                 test_data: AttributeImages, models=PAPER_MODEL_NAMES, *, device="auto",
                  progress: bool = True, **options) -> list:
     """Evaluate ``run_dir/<model>/checkpoint.pt`` for each model; write ``run_dir/results.csv``
     and ``results.md`` (beside the paper's Table 1) and return the rows.
@@ -205,17 +265,30 @@ def results_markdown(rows: list) -> str:
     name = rows[0]["distance_name"]
     lines = [f"| model | −ELBO (nats) | IW-NLL (nats, K={rows[0]['iw_samples']}) | bits/dim | "
              f"decoder σ | {name} (ours) | FID (paper) | attribute acc. (samples) | "
-             f"attribute acc. (real test) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"attribute acc. (real test) | balanced acc. (samples) | balanced acc. (real "
+             f"test) | flip rate | {name}, shuffled labels | joint {name} | joint {name}, "
+             f"shuffled labels | prior hole | active units |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['neg_elbo_nats']:.1f} | {r['iw_nll_nats']:.1f} | "
                      f"{r['bits_per_dim']:.3f} | {r['decoder_sigma']:.4f} | {r['distance']:.2f} | "
                      f"{r['paper_fid']:.1f} | {r['attribute_accuracy']:.3f} | "
-                     f"{r['real_attribute_accuracy']:.3f} |")
+                     f"{r['real_attribute_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
+                     f"{r['real_balanced_accuracy']:.3f} | {r['flip_rate']:.3f} | "
+                     f"{r['shuffled_distance']:.2f} | {r['joint_distance']:.2f} | "
+                     f"{r['shuffled_joint_distance']:.2f} | {r['prior_hole']:.2f} | "
+                     f"{r['active_units']} of {r['latent_dim']} |")
     notes = [f"Protocol: {rows[0]['protocol']}.",
              f"The paper's FIDs come from another, unstated protocol; "
              f"{'they are not comparable with ' + name + ', a different feature space' if name != 'FID' else 'compare orderings, not values'}.",
-             f"NLL: {PAPER_NLL_NOTE}."]
+             f"NLL: {PAPER_NLL_NOTE}.",
+             "Balanced accuracy: the mean of the two recalls per attribute (a constant guess "
+             "scores 0.5). Flip rate: same noise, one attribute flipped, the fraction of "
+             "samples in which the classifier sees the change in the flipped direction. "
+             "Shuffled labels: samples drawn for permuted labels; a distance that does not move "
+             "cannot see conditioning; the joint distance fits (features, labels) pairs. Prior "
+             "hole: latent Fréchet distance between q(z|x,y) codes and p(z|y) samples. Active "
+             "units: latent dimensions with Var_x E_q[z] > 0.01 (Burda et al. 2016)."]
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 

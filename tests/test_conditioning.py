@@ -1,0 +1,127 @@
+"""Metrics that see conditioning, and the latent-space metrics, on toy models whose answer is
+known: one draws exactly the attributes it is asked for, one ignores them."""
+import pytest
+import torch
+from torch import nn
+
+from cvae_tutorial import CVAE, CVAEConfig
+from cvae_tutorial.evaluation.conditioning import (balanced_accuracy, balanced_attribute_accuracy,
+                                                   flip_test, named_attribute_agreement,
+                                                   real_joint_statistics, shuffled_label_control)
+from cvae_tutorial.evaluation.fid import feature_statistics, image_features
+from cvae_tutorial.evaluation.latents import active_units, posterior_codes, prior_hole_distance
+
+A, SIDE = 3, 12  # attribute a is the brightness of the band of rows 4a..4a+3
+
+
+class Toy(nn.Module):
+    """Images whose band a is bright when attribute a is on: taken from y (``follows_y``) or
+    drawn from the noise (the model ignores y). Noise comes only from ``generator``."""
+
+    def __init__(self, follows_y: bool):
+        super().__init__()
+        self.follows_y = follows_y
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives the toy a device
+
+    def sample(self, y, paper_shortcut=False, generator=None):
+        noise = torch.rand(len(y), 3, SIDE, SIDE, generator=generator)
+        coin = torch.rand(len(y), A, generator=generator) < 0.5
+        on = y.bool() if self.follows_y else coin
+        bands = (0.1 + 0.8 * on.float()).repeat_interleave(SIDE // A, 1)  # [B, SIDE]
+        return (bands[:, None, :, None] + 0.1 * (noise - 0.5)).clamp(0, 1)
+
+
+class BandReader(nn.Module):
+    """Classifier: logit of attribute a from the band's mean brightness; its features too."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return 20 * (x.mean((1, 3)).unflatten(1, (A, SIDE // A)).mean(2) - 0.5)
+
+
+def _labels(n=400, seed=0):
+    return (torch.rand(n, A, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
+
+
+def test_balanced_accuracy_of_a_constant_majority_guesser_is_one_half():
+    labels = (torch.rand(1000, 4, generator=torch.Generator().manual_seed(0)) < 0.9).float()
+    majority = torch.ones_like(labels)
+    assert (majority == labels).float().mean() > 0.85  # plain accuracy rewards it
+    torch.testing.assert_close(balanced_accuracy(majority, labels), torch.full((4,), 0.5))
+    torch.testing.assert_close(balanced_accuracy(labels, labels), torch.ones(4))
+    torch.testing.assert_close(balanced_accuracy(1 - labels, labels), torch.zeros(4))
+    # one value missing: scored by the recall of the value present
+    assert balanced_accuracy(torch.ones(5, 1), torch.ones(5, 1)).item() == 1.0
+
+
+def test_balanced_accuracy_of_samples_sees_whether_a_model_follows_y():
+    labels = _labels()
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    from cvae_tutorial.data import to_uint8
+
+    follows = to_uint8(Toy(True).sample(labels, generator=generator()))
+    ignores = to_uint8(Toy(False).sample(labels, generator=generator()))
+    torch.testing.assert_close(balanced_attribute_accuracy(BandReader(), follows, labels),
+                               torch.ones(A))
+    blind = balanced_attribute_accuracy(BandReader(), ignores, labels)
+    assert (blind - 0.5).abs().max() < 0.1
+
+
+def test_flip_test_is_one_for_a_model_that_follows_y_and_zero_for_one_that_ignores_it():
+    labels = _labels(200)
+    torch.testing.assert_close(flip_test(Toy(True), BandReader(), labels), torch.ones(A))
+    torch.testing.assert_close(flip_test(Toy(False), BandReader(), labels), torch.zeros(A))
+
+
+def test_shuffled_label_control_moves_only_for_a_model_that_follows_y():
+    labels = _labels(600)
+    real = image_features(BandReader(), (Toy(True).sample(
+        labels, generator=torch.Generator().manual_seed(9)) * 255).round().to(torch.uint8),
+        progress=False)
+    real_stats, real_joint = feature_statistics(real), real_joint_statistics(real, labels)
+    follows = shuffled_label_control(Toy(True), labels, BandReader(), real_stats, real_joint, 3)
+    ignores = shuffled_label_control(Toy(False), labels, BandReader(), real_stats, real_joint, 3)
+    # the joint distance sees the shuffle when the model follows y ...
+    assert follows["shuffled_joint_distance"] > 10 * follows["joint_distance"] + 1
+    # ... and not when it ignores y (the same noise gives the very same samples)
+    assert ignores["shuffled_joint_distance"] == pytest.approx(ignores["joint_distance"],
+                                                               rel=1e-9)
+    # the marginal distance (FID's kind) barely moves either way: it is blind to conditioning
+    assert follows["shuffled_distance"] == pytest.approx(follows["distance"], rel=0.3, abs=0.05)
+
+
+def test_named_attribute_agreement_judges_only_the_named_attributes():
+    labels = torch.tensor([[1.0, 0, 0]]).expand(20, A)
+    images = (Toy(True).sample(labels, generator=torch.Generator().manual_seed(0)) * 255).round()
+    images = images.to(torch.uint8)
+    names = ("Mustache", "Male", "Smiling")
+    assert named_attribute_agreement(BandReader(), images, names, {"Mustache": 1, "Male": 0}) == 1
+    assert named_attribute_agreement(BandReader(), images, names, {"Mustache": 1, "Male": 1}) == 0.5
+    with pytest.raises(ValueError, match="Hat"):
+        named_attribute_agreement(BandReader(), images, names, {"Hat": 1})
+
+
+def test_active_units_counts_dimensions_whose_posterior_mean_varies():
+    g = torch.Generator().manual_seed(0)
+    means = torch.cat([torch.randn(500, 3, generator=g),           # used: variance 1
+                       0.05 * torch.randn(500, 2, generator=g),    # variance 0.0025: collapsed
+                       torch.full((500, 1), 3.0)], 1)              # constant: collapsed
+    assert active_units(means) == 3
+    assert active_units(means, threshold=0.001) == 5
+
+
+def test_prior_hole_grows_when_the_posterior_leaves_the_prior(faces16):
+    _, test_data = faces16
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=4,
+                            base_channels=8)).eval()
+    means, codes = posterior_codes(model, test_data)
+    assert means.shape == codes.shape == (len(test_data), 4)
+    near = prior_hole_distance(model, test_data)
+    original = model.encode
+    model.encode = lambda x, y: (original(x, y)[0] + 3, original(x, y)[1])  # shift by 3 in 4-d
+    far = prior_hole_distance(model, test_data)
+    assert near >= 0 and far - near == pytest.approx(4 * 3 ** 2, rel=0.25)
