@@ -11,6 +11,7 @@ real weights; any other feature space gives a Fréchet distance under another na
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
