@@ -91,9 +91,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 def saved_config(state: dict) -> CVAEConfig:
-    """The model configuration of a checkpoint; a field added since it was written takes its
-    default, which is the behaviour the checkpoint was trained with."""
-    return CVAEConfig(**state["model_config"])
+    """The model configuration of a checkpoint; a field added since it was written takes the
+    value the checkpoint was trained with (its default then: before ``encoder_sees_labels``
+    existed, every encoder saw the labels)."""
+    return CVAEConfig(**{"encoder_sees_labels": True, **state["model_config"]})
 
 
 def check_checkpoint_matches(state: dict, config: CVAEConfig, path) -> None:

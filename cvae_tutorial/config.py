@@ -44,7 +44,9 @@ def check_field_types(config) -> None:
     """
     for field in fields(config):
         value = getattr(config, field.name)
-        expected = {"int": int, "float": float, "bool": bool, "str": str}[field.type]
+        # "bool | None": None is resolved in __post_init__ before this check
+        kind = field.type.removesuffix(" | None")
+        expected = {"int": int, "float": float, "bool": bool, "str": str}[kind]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
             setattr(config, field.name, value)

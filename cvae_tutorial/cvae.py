@@ -19,6 +19,8 @@ MODEL_NAMES = PAPER_MODEL_NAMES + ("mse_kl",)
 MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
                 "sigma_flow": "σ-CVAE + Real NVP prior",
                 "mse_kl": "MSE + KL weight (PyTorch-VAE recipe)"}
+# The paper's non-flow models encode q(z|x): their latent is independent of the labels.
+PAPER_ENCODERS_WITHOUT_LABELS = ("gaussian", "sigma")
 MSE_KL_WEIGHT = 0.00025  # the PyTorch-VAE zoo's hand-tuned KL weight for its CelebA CVAE
 
 
@@ -36,13 +38,16 @@ class CVAEConfig:
     flow_hidden: int = 128
     flow_scale_bound: float = 3.0
     min_log_sigma: float = MIN_LOG_SIGMA
-    # True: q(z|x,y), the encoder sees the labels (this book's models so far); False: q(z|x), the
-    # paper's reading for its non-flow models (Fig. 1, middle; App. A). A checkpoint saved before
-    # this field existed loads with True, the encoder it was trained with.
-    encoder_sees_labels: bool = True
+    # True: q(z|x,y), the encoder sees the labels; False: q(z|x). None: the paper's reading —
+    # q(z|x) for its non-flow models (Fig. 1, middle; App. A), q(z|x,y) for the flow model and
+    # for the ``mse_kl`` recipe, whose encoder sees the labels. A checkpoint saved before this
+    # field existed loads with True, the encoder it was trained with.
+    encoder_sees_labels: bool | None = None
     kl_weight: float = MSE_KL_WEIGHT  # ``mse_kl`` only: the weight of the KL beside the MSE
 
     def __post_init__(self):
+        if self.encoder_sees_labels is None:
+            self.encoder_sees_labels = self.model not in PAPER_ENCODERS_WITHOUT_LABELS
         check_field_types(self)
         if self.model not in MODEL_NAMES:
             raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODEL_NAMES)}")

@@ -179,7 +179,9 @@ def test_encoder_without_labels_is_q_z_given_x_and_with_them_q_z_given_x_y():
     torch.testing.assert_close(log_sigma0, log_sigma1, rtol=0, atol=0)
     model, (mu0, _), (mu1, _) = _encoder_outputs(sees_labels=True)
     assert (mu0 - mu1).abs().max() > 1e-4
-    assert CVAEConfig().encoder_sees_labels  # the default is unchanged: the encoder sees y
+    # the default is the paper's reading: q(z|x) for its non-flow models, q(z|x,y) otherwise
+    assert [CVAEConfig(model=name).encoder_sees_labels for name in MODEL_NAMES] == [
+        name not in ("gaussian", "sigma") for name in MODEL_NAMES]
 
 
 def test_encoder_option_round_trips_through_a_checkpoint(tmp_path):

@@ -32,9 +32,9 @@ def _parse_args(argv):
     parser.add_argument("--attributes", nargs="+", help="attribute names (default: all)")
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--base-channels", type=int, default=32)
-    parser.add_argument("--encoder-without-labels", action="store_true",
-                        help="q(z|x), the paper's encoder for its non-flow models (default: "
-                             "q(z|x,y), the encoder sees y)")
+    parser.add_argument("--encoder", choices=("paper", "x", "xy"), default="paper",
+                        help="what the encoder sees: q(z|x) ('x'), q(z|x,y) ('xy'), or the "
+                             "paper's reading (q(z|x) for gaussian and sigma, else q(z|x,y))")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -82,7 +82,8 @@ def main(argv=None) -> list:
         model_config = CVAEConfig(model=args.model, image_size=args.image_size,
                                   num_attributes=train_data.num_attributes,
                                   latent_dim=args.latent_dim, base_channels=args.base_channels,
-                                  encoder_sees_labels=not args.encoder_without_labels)
+                                  encoder_sees_labels={"paper": None, "x": False,
+                                                       "xy": True}[args.encoder])
         model = CVAE(model_config)  # train() initialises it from --seed
         path = checkpoint_path(args.out_dir, args.model)
         history = train(model, train_data, test_data, config, path, progress=rank == 0)
