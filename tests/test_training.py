@@ -115,3 +115,22 @@ def test_initialize_false_keeps_the_models_weights_for_fine_tuning(faces16):
     train(model, train_data, test_data, config, progress=False, initialize=False)
     assert torch.allclose(model.decoder.head[0].bias, torch.full_like(model.decoder.head[0].bias,
                                                                       0.25), atol=1e-6)
+
+
+def test_decoder_sigma_is_the_training_set_mse_with_the_final_weights(faces16):
+    from cvae_tutorial.training.loop import training_set_mse
+
+    train_data, test_data = faces16
+    model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=4,
+                            base_channels=8))
+    config = TrainConfig(epochs=1, batch_size=32, device="cpu", sigma_images=64)
+    history = train(model, train_data, test_data, config, progress=False)
+    sigma_squared = model.decoder_log_sigma.exp().item() ** 2
+    final_mse = training_set_mse(model, train_data, 64, seed=config.seed)
+    assert sigma_squared == pytest.approx(final_mse, rel=1e-5)
+    assert history[-1]["log_sigma"] == pytest.approx(model.decoder_log_sigma.item())
+    # not the average of the batch MSEs taken while the weights moved
+    assert sigma_squared != pytest.approx(history[-1]["train_mse"], rel=1e-3)
+    # the first 64 images, not the whole set
+    assert final_mse != pytest.approx(training_set_mse(model, train_data, len(train_data)),
+                                      rel=1e-4)

@@ -52,6 +52,7 @@ class TrainConfig:
     flip: bool = True             # random horizontal flips, as the paper
     checkpoint_every: int = 0     # also checkpoint every N steps (0: only at epoch ends)
     eval_batch_size: int = 512
+    sigma_images: int = 4096      # training images whose MSE sets the decoder σ* at epoch ends
     # Fast-step options: each can be switched and each is correct on a CPU; "auto" is on for CUDA.
     autocast: str = "auto"        # "bf16" or "off" (auto: bf16 on CUDA, off on CPU)
     channels_last: str = "auto"   # "on" or "off": NHWC convolutions (auto: on for CUDA only)
@@ -63,7 +64,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_field_types(self)
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "sigma_images"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.lr < math.inf:
@@ -99,26 +100,42 @@ def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
     Uses its own seeded noise so the number does not depend on (or disturb) the training RNG.
     Under DDP each rank evaluates every world-size-th image and the sums are reduced.
     """
+    means = _dataset_means(model, data, len(data), batch_size, seed)
+    return {key: means[key] for key in ("neg_elbo", "recon", "kl")}
+
+
+def training_set_mse(model: CVAE, data: AttributeImages, num_images: int = 4096,
+                     batch_size: int = 512, seed: int = 0) -> float:
+    """The mean squared error per pixel of the reconstructions x̂ = dec(z, y), z ~ q (one seeded
+    draw), over the first ``num_images`` training images (no flips), with the model's current
+    weights: σ*² of the decoder that evaluation uses (chapter 2)."""
+    return _dataset_means(model, data, min(num_images, len(data)), batch_size, seed)["mse"]
+
+
+@torch.no_grad()
+def _dataset_means(model: CVAE, data: AttributeImages, count: int, batch_size: int,
+                   seed: int) -> dict:
+    """Per-image means of the loss terms over the first ``count`` images, σ fixed, seeded noise."""
     device = next(model.parameters()).device
     rank, world_size = distributed_world()
     was_training = model.training
     model.eval()
-    totals = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0}
-    shard = torch.arange(rank, len(data), world_size)
+    totals = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "mse": 0.0}
+    shard = torch.arange(rank, count, world_size)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed + rank)
         for start in range(0, len(shard), batch_size):
             x, y = load_batch(data, shard[start:start + batch_size], device)
             terms = model.loss_terms(x, y, fixed_sigma=True, check_range=False)
-            totals["neg_elbo"] += terms["loss"].item() * len(x)
-            totals["recon"] += terms["recon"].item() * len(x)
-            totals["kl"] += terms["kl"].item() * len(x)
+            terms["neg_elbo"] = terms["loss"]
+            for key in totals:
+                totals[key] += terms[key].item() * len(x)
     model.train(was_training)
     if world_size > 1:
         summed = torch.tensor(list(totals.values()), dtype=torch.float64, device=device)
         dist.all_reduce(summed)
         totals = dict(zip(totals, summed.tolist()))
-    return {key: value / len(data) for key, value in totals.items()}
+    return {key: value / count for key, value in totals.items()}
 
 
 def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
@@ -301,10 +318,14 @@ def _end_epoch(run: _Run, position: Position, running: dict) -> None:
     model = run.model
     totals = reduce_running(running, run.device) if distributed_world()[1] > 1 else running
     record = {key: totals[key] / totals["steps"] for key in LOGGED_TERMS}
-    if model.learns_sigma:  # the training-set σ* = sqrt(mean MSE), fixed for evaluation
-        mean_mse = torch.tensor(record["mse"], dtype=torch.float64)
+    if model.learns_sigma:
+        # σ*² = the training-set MSE with the weights the epoch ends with (not the average of the
+        # batch MSEs over the epoch, taken while the weights moved): the σ evaluation uses.
+        mse = training_set_mse(model, run.train_data, run.config.sigma_images,
+                               run.config.eval_batch_size, run.config.seed)
         model.decoder_log_sigma.fill_(log_sigma_from_mse(
-            mean_mse, model.config.min_log_sigma, model.decoder_log_sigma.dtype).item())
+            torch.tensor(mse, dtype=torch.float64), model.config.min_log_sigma,
+            model.decoder_log_sigma.dtype).item())
     test = evaluate_neg_elbo(model, run.test_data, run.config.eval_batch_size, run.config.seed)
     position.history.append({"epoch": position.epoch + 1,
                              **{f"train_{k}": v for k, v in record.items()},
