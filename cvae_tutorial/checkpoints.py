@@ -140,6 +140,11 @@ def checkpoint_path(run_dir: str | os.PathLike, model_name: str) -> Path:
     return Path(run_dir) / model_name / "checkpoint.pt"
 
 
+def seed_dir(out_dir: str | os.PathLike, seed: int) -> Path:
+    """The run folder of one training seed when a chapter trains several: ``out_dir/seed<k>``."""
+    return Path(out_dir) / f"seed{seed}"
+
+
 def load_model(path: str | os.PathLike, map_location="cpu",
                expected: CVAEConfig | None = None) -> CVAE:
     """The trained model stored in a checkpoint, in eval mode.

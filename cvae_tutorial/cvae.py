@@ -21,6 +21,10 @@ MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
                 "mse_kl": "MSE + KL weight (PyTorch-VAE recipe)"}
 # The paper's non-flow models encode q(z|x): their latent is independent of the labels.
 PAPER_ENCODERS_WITHOUT_LABELS = ("gaussian", "sigma")
+# A run's name is its model's, with "_qxy" where the encoder sees y against the paper's reading
+# (the ablation of chapters 5 and 6) and "_qx" where it does not although the paper's does.
+ABLATION_NAMES = ("gaussian_qxy", "sigma_qxy")
+MODEL_TITLES.update({"gaussian_qxy": "Gaussian CVAE, q(z|x,y)", "sigma_qxy": "σ-CVAE, q(z|x,y)"})
 MSE_KL_WEIGHT = 0.00025  # the PyTorch-VAE zoo's hand-tuned KL weight for its CelebA CVAE
 
 
@@ -255,3 +259,26 @@ class CVAE(nn.Module):
         """Decoder means x̂ in [0, 1] for z ~ p(z|y), one image per row of ``y``."""
         z = self.sample_latents(y, paper_shortcut, generator, temperature)
         return self.decode(z, y.to(z.dtype))
+
+
+def run_name(config: CVAEConfig) -> str:
+    """The name of a model's run: ``sigma`` for the paper's σ-CVAE, ``sigma_qxy`` for the same
+    model with an encoder that sees y (the inverse of :func:`run_config`)."""
+    paper = config.model not in PAPER_ENCODERS_WITHOUT_LABELS
+    if config.encoder_sees_labels == paper:
+        return config.model
+    return config.model + ("_qxy" if config.encoder_sees_labels else "_qx")
+
+
+def run_config(name: str, **fields) -> CVAEConfig:
+    """The configuration of the run called ``name`` (a model name, or one with ``_qxy`` or
+    ``_qx``: the encoder sees y, or does not); ``fields`` set the rest."""
+    for suffix, sees_labels in (("_qxy", True), ("_qx", False)):
+        if name.endswith(suffix) and name[:-len(suffix)] in MODEL_NAMES:
+            return CVAEConfig(model=name[:-len(suffix)], encoder_sees_labels=sees_labels,
+                              **fields)
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}, "
+                          f"optionally ending in _qxy (the encoder sees y) or _qx (it does not)")
+    return CVAEConfig(model=name, **fields)
+

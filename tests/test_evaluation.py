@@ -1,5 +1,6 @@
 """Evaluation (chapter 6): Fréchet distance, likelihood bounds, attribute classifier, the run."""
 import csv
+import shutil
 import math
 
 import numpy as np
@@ -8,6 +9,8 @@ import torch
 from scipy.stats import special_ortho_group
 
 from cvae_tutorial import CVAE, CVAEConfig, ConfigError, TrainConfig, checkpoint_path, train
+from cvae_tutorial.checkpoints import seed_dir
+from cvae_tutorial.cvae import run_config
 from cvae_tutorial.evaluation import (PAPER_FID, ClassifierConfig, attribute_accuracy,
                                       bits_per_dim, evaluate_checkpoint, evaluate_run,
                                       importance_weighted_bound, log_importance_weights,
@@ -220,9 +223,9 @@ def tiny_run(tmp_path_factory):
     train_data = embedded_faces("train", 16, num_images=256)
     test_data = embedded_faces("test", 16, num_images=64)
     run_dir = tmp_path_factory.mktemp("run")
-    for name in ("gaussian", "sigma", "sigma_flow", "mse_kl"):
-        model = CVAE(CVAEConfig(model=name, image_size=16, latent_dim=4, base_channels=8,
-                                flow_hidden=16, encoder_sees_labels=name != "sigma"))
+    for name in ("gaussian", "sigma", "sigma_flow", "mse_kl", "sigma_qxy"):
+        model = CVAE(run_config(name, image_size=16, latent_dim=4, base_channels=8,
+                                flow_hidden=16))
         train(model, train_data, test_data, TrainConfig(epochs=1, batch_size=64),
               checkpoint_path(run_dir, name), progress=False)
     return run_dir, train_data, test_data
@@ -241,7 +244,7 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
         assert row["paper_fid"] == PAPER_FID[row["model"]]
         assert "32 samples" in row["protocol"]
     assert rows[0]["decoder_sigma"] == 1.0 and rows[1]["decoder_sigma"] < 1.0
-    assert [row["encoder_sees_labels"] for row in rows] == [True, False, True]
+    assert [row["encoder_sees_labels"] for row in rows] == [False, False, True]  # the paper's
     for row in rows:  # the conditioning and latent columns
         assert 0 <= row["balanced_accuracy"] <= 1 and 0 <= row["real_balanced_accuracy"] <= 1
         assert 0 <= row["flip_rate"] <= 1 and 0 <= row["active_units"] <= row["latent_dim"] == 4
@@ -270,6 +273,37 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
     assert row["iw_nll_nats"] == pytest.approx(rows[2]["iw_nll_nats"])
     for key in ("flip_rate", "shuffled_joint_distance", "prior_hole", "balanced_accuracy"):
         assert row[key] == pytest.approx(rows[2][key]), key
+
+
+def test_evaluate_run_over_seeds_reports_mean_and_standard_error(tiny_run, tmp_path):
+    run_dir, train_data, test_data = tiny_run
+    for seed in (0, 1):
+        for name in ("sigma", "sigma_qxy"):
+            shutil.copytree(run_dir / name, seed_dir(tmp_path, seed) / name)
+    # seed 1's σ-CVAE is another training: the ablation's weights in its folder would not load
+    # (another encoder), so retrain it from another seed instead
+    model = CVAE(run_config("sigma", image_size=16, latent_dim=4, base_channels=8))
+    path = checkpoint_path(seed_dir(tmp_path, 1), "sigma")
+    path.unlink()
+    train(model, train_data, test_data, TrainConfig(epochs=1, batch_size=64, seed=1), path,
+          progress=False)
+    options = dict(feature_space="attribute", num_samples=32, iw_samples=5, likelihood_images=16,
+                   classifier_config=ClassifierConfig(image_size=16, epochs=1), progress=False)
+    rows = evaluate_run(tmp_path, train_data, test_data, models=["sigma", "sigma_qxy"],
+                        seeds=[0, 1], **options)
+    assert [(r["seed"], r["model"]) for r in rows] == [(0, "sigma"), (0, "sigma_qxy"),
+                                                       (1, "sigma"), (1, "sigma_qxy")]
+    assert rows[0]["neg_elbo_nats"] != rows[2]["neg_elbo_nats"]  # two trainings
+    assert rows[1]["neg_elbo_nats"] == pytest.approx(rows[3]["neg_elbo_nats"])  # one, twice
+    markdown = (tmp_path / "results.md").read_text()
+    mean = (rows[0]["neg_elbo_nats"] + rows[2]["neg_elbo_nats"]) / 2
+    error = abs(rows[0]["neg_elbo_nats"] - rows[2]["neg_elbo_nats"]) / 2  # s.e. of two values
+    assert f"| sigma | 2 | {mean:.1f} ± {error:.1f} |" in markdown
+    assert "standard error over the training seeds" in markdown
+    with open(tmp_path / "results.csv") as file:
+        assert [r["seed"] for r in csv.DictReader(file)] == ["0", "0", "1", "1"]
+    with pytest.raises(FileNotFoundError, match="seed2"):
+        evaluate_run(tmp_path, train_data, test_data, models=["sigma"], seeds=[2], **options)
 
 
 def test_evaluate_run_takes_the_mse_kl_recipe_at_its_training_set_sigma(tiny_run):

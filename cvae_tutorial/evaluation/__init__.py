@@ -1,7 +1,7 @@
 """The evaluation layer (chapter 6): ``likelihood`` (ELBO, IW bound, bits/dim), ``classifier``
 (attribute fidelity, FD_attr), ``fid`` (Fréchet distances, the FID Inception), ``conditioning``
 (balanced accuracy, flip test, shuffled-label control), ``latents`` (prior hole, active units)
-and ``report`` (a run's results table)."""
+``seeds`` (mean ± s.e. over training seeds, verdicts) and ``report`` (a run's results table)."""
 from .classifier import (AttributeClassifier, ClassifierConfig, attribute_accuracy,
                          train_attribute_classifier)
 from .conditioning import (balanced_accuracy, balanced_attribute_accuracy, flip_test,
@@ -12,8 +12,11 @@ from .fid import (feature_statistics, frechet_distance, frechet_distance_from_st
 from .likelihood import (bits_per_dim, dataset_log_weights, importance_weighted_bound,
                          likelihood_summary, log_importance_weights)
 from .latents import active_units, posterior_codes, prior_hole_distance
-from .report import (PAPER_FID, evaluate_checkpoint, evaluate_model, evaluate_run,
-                     prepare_evaluation, results_markdown, write_results)
+from .report import (PAPER_FID, SUMMARY_COLUMNS, evaluate_checkpoint, evaluate_model,
+                     evaluate_run, prepare_evaluation, results_markdown, summary_table,
+                     write_results)
+from .seeds import (format_estimate, mean_and_error, separation, summarize, summary_markdown,
+                    verdict)
 
 __all__ = ["active_units", "balanced_accuracy", "balanced_attribute_accuracy", "flip_test",
            "joint_frechet_distance", "named_attribute_agreement", "posterior_codes",
@@ -23,4 +26,6 @@ __all__ = ["active_units", "balanced_accuracy", "balanced_attribute_accuracy", "
            "feature_statistics", "frechet_distance", "frechet_distance_from_statistics",
            "generated_features", "importance_weighted_bound", "likelihood_summary",
            "load_fid_inception", "log_importance_weights", "PAPER_FID", "prepare_evaluation",
-           "results_markdown", "train_attribute_classifier", "write_results"]
+           "results_markdown", "train_attribute_classifier", "write_results",
+           "SUMMARY_COLUMNS", "summary_table", "format_estimate", "mean_and_error",
+           "separation", "summarize", "summary_markdown", "verdict"]

@@ -5,6 +5,7 @@ space (prior hole, active units) on the test split, in one table beside the pape
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import warnings
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoints import checkpoint_path, load_model
+from ..checkpoints import checkpoint_path, load_model, seed_dir
 from ..config import ConfigError, check_int, resolve_device
-from ..cvae import MODEL_NAMES, PAPER_MODEL_NAMES
+from ..cvae import PAPER_MODEL_NAMES, run_config, run_name
 from ..data.images import AttributeImages
 from ..files import fingerprint
 from ..files import atomic_write
@@ -29,12 +30,24 @@ from .fid import (InceptionWeightsError, data_fingerprint, generated_features, i
                   load_fid_inception, real_statistics, statistics_cache_path)
 from .latents import active_units, posterior_codes, prior_hole_distance
 from .likelihood import dataset_log_weights, likelihood_summary
+from .seeds import summarize, summary_markdown
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
 # dequantisation, σ), so it cannot be reproduced and is not compared (chapter 6).
 PAPER_FID = {"gaussian": 300.9, "sigma": 173.5, "sigma_flow": 164.5}
 PAPER_NLL_NOTE = ("the paper's NLL column (-4218 ... -6702) states no units, dequantisation or "
                   "decoder σ, so it is not reproducible and not compared")
+# The columns of the table over seeds (mean ± s.e.): row key -> (header, format); {d} is the
+# distance's name (FID or FD_attr).
+SUMMARY_COLUMNS = {
+    "neg_elbo_nats": ("−ELBO (nats)", ".1f"), "iw_nll_nats": ("IW-NLL (nats)", ".1f"),
+    "bits_per_dim": ("bits/dim", ".3f"), "decoder_sigma": ("decoder σ", ".4f"),
+    "distance": ("{d}", ".2f"), "shuffled_distance": ("{d}, shuffled labels", ".2f"),
+    "joint_distance": ("joint {d}", ".2f"),
+    "shuffled_joint_distance": ("joint {d}, shuffled labels", ".2f"),
+    "attribute_accuracy": ("attribute acc.", ".3f"),
+    "balanced_accuracy": ("balanced acc.", ".3f"), "flip_rate": ("flip rate", ".3f"),
+    "prior_hole": ("prior hole", ".2f"), "active_units": ("active units", ".1f")}
 
 
 @dataclass
@@ -179,7 +192,7 @@ def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict
     control = shuffled_label_control(model, labels, ev.features, (ev.real_mu, ev.real_sigma),
                                      ev.real_joint, ev.seed, ev.batch_size, features=generated)
     accuracy = attribute_accuracy(ev.classifier, samples, labels)
-    row = {"model": name, "encoder_sees_labels": model.config.encoder_sees_labels,
+    row = {"model": run_name(model.config), "encoder_sees_labels": model.config.encoder_sees_labels,
            **likelihoods, "decoder_sigma": math.exp(model.decoder_log_sigma.item()),
            "distance_name": ev.distance_name, "distance": control["distance"],
            "paper_fid": PAPER_FID.get(name, float("nan")),
@@ -229,28 +242,35 @@ def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
 
 
 def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
-                 test_data: AttributeImages, models=PAPER_MODEL_NAMES, *, device="auto",
-                 progress: bool = True, **options) -> list:
-    """Evaluate ``run_dir/<model>/checkpoint.pt`` for each model; write ``run_dir/results.csv``
-    and ``results.md`` (beside the paper's Table 1) and return the rows.
+                 test_data: AttributeImages, models=PAPER_MODEL_NAMES, *, seeds=None,
+                 device="auto", progress: bool = True, **options) -> list:
+    """Evaluate ``run_dir/<model>/checkpoint.pt`` for each model — or, with ``seeds``, each
+    seed's ``run_dir/seed<k>/<model>/checkpoint.pt`` (rows get a ``seed``) — with one
+    classifier and one set of real statistics; write ``run_dir/results.csv`` and
+    ``results.md`` (beside the paper's Table 1; mean ± s.e. over seeds) and return the rows.
 
-    The attribute classifier and the cached real statistics go to ``run_dir/eval_cache``.
+    ``models`` are run names (``sigma``, or ``sigma_qxy`` for its ablation). The attribute
+    classifier and the cached real statistics go to ``run_dir/eval_cache``.
     """
     run_dir = Path(run_dir)
     models = [models] if isinstance(models, str) else list(models)
-    unknown = [m for m in models if m not in MODEL_NAMES]
-    if unknown:
-        raise ConfigError(f"unknown model(s) {unknown}; use names from {MODEL_NAMES}")
-    missing = [str(checkpoint_path(run_dir, m)) for m in models
-               if not checkpoint_path(run_dir, m).exists()]
+    for name in models:
+        run_config(name)  # an unknown name is a ConfigError here
+    folders = [(None, run_dir)] if seeds is None else [(s, seed_dir(run_dir, s)) for s in seeds]
+    missing = [str(checkpoint_path(folder, m)) for _, folder in folders for m in models
+               if not checkpoint_path(folder, m).exists()]
     if missing:
         raise FileNotFoundError(f"no checkpoint at {', '.join(missing)}; train these models first "
                                 f"(chapter 5 writes them) or pass the run folder that has them")
     options.setdefault("cache_dir", run_dir / "eval_cache")
     evaluation = prepare_evaluation(train_data, test_data, device=device, progress=progress,
                                     **options)
-    rows = [evaluate_checkpoint(checkpoint_path(run_dir, m), train_data, test_data,
-                                evaluation=evaluation, progress=progress) for m in models]
+    rows = []
+    for seed, folder in folders:
+        for name in models:
+            row = evaluate_checkpoint(checkpoint_path(folder, name), train_data, test_data,
+                                      evaluation=evaluation, progress=progress)
+            rows.append(row if seed is None else {"seed": seed, **row})
     write_results(rows, run_dir)
     return rows
 
@@ -259,10 +279,13 @@ def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
 # Tables
 # ----------------------------------------------------------------------------------------------
 def results_markdown(rows: list) -> str:
-    """The results as a Markdown table next to the paper's Table 1 FIDs, with the protocol."""
+    """The results as a Markdown table next to the paper's Table 1 FIDs, with the protocol: one
+    line per model, or, for rows of several seeds, the mean ± s.e. over them."""
     if not rows:
         raise ValueError("no results rows to format")
     name = rows[0]["distance_name"]
+    if len({row.get("seed") for row in rows}) > 1:
+        return summary_table(rows) + "\n" + "\n\n".join(_notes(rows)) + "\n"
     lines = [f"| model | −ELBO (nats) | IW-NLL (nats, K={rows[0]['iw_samples']}) | bits/dim | "
              f"decoder σ | {name} (ours) | FID (paper) | attribute acc. (samples) | "
              f"attribute acc. (real test) | balanced acc. (samples) | balanced acc. (real "
@@ -278,7 +301,21 @@ def results_markdown(rows: list) -> str:
                      f"{r['shuffled_distance']:.2f} | {r['joint_distance']:.2f} | "
                      f"{r['shuffled_joint_distance']:.2f} | {r['prior_hole']:.2f} | "
                      f"{r['active_units']} of {r['latent_dim']} |")
-    notes = [f"Protocol: {rows[0]['protocol']}.",
+    return "\n".join(lines) + "\n\n" + "\n\n".join(_notes(rows)) + "\n"
+
+
+def summary_table(rows: list, columns=tuple(SUMMARY_COLUMNS), titles: dict | None = None) -> str:
+    """Mean ± s.e. over the seeds of each model, for ``columns`` (keys of SUMMARY_COLUMNS)."""
+    name = rows[0]["distance_name"]
+    chosen = {c: (SUMMARY_COLUMNS[c][0].format(d=name), SUMMARY_COLUMNS[c][1]) for c in columns}
+    return summary_markdown(summarize(rows, chosen), chosen, titles)
+
+
+def _notes(rows: list) -> list:
+    """The protocol and how to read the columns, under every results table."""
+    name = rows[0]["distance_name"]
+    paper = ", ".join(f"{model} {fid}" for model, fid in PAPER_FID.items())
+    notes = [f"Protocol: {rows[0]['protocol']}.", f"The paper's Table 1 FIDs: {paper}.",
              f"The paper's FIDs come from another, unstated protocol; "
              f"{'they are not comparable with ' + name + ', a different feature space' if name != 'FID' else 'compare orderings, not values'}.",
              f"NLL: {PAPER_NLL_NOTE}.",
@@ -289,7 +326,10 @@ def results_markdown(rows: list) -> str:
              "cannot see conditioning; the joint distance fits (features, labels) pairs. Prior "
              "hole: latent Fréchet distance between q(z|x,y) codes and p(z|y) samples. Active "
              "units: latent dimensions with Var_x E_q[z] > 0.01 (Burda et al. 2016)."]
-    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+    if len({row.get("seed") for row in rows}) > 1:
+        notes.append("Each cell: the mean ± standard error over the training seeds (one "
+                     "checkpoint per seed; the same evaluation noise and test images).")
+    return notes
 
 
 def write_results(rows: list, folder: str | os.PathLike) -> tuple:
@@ -298,9 +338,11 @@ def write_results(rows: list, folder: str | os.PathLike) -> tuple:
     folder.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     csv_path, md_path = folder / "results.csv", folder / "results.md"
-    with open(csv_path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    md_path.write_text(results_markdown(rows))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    # atomic: a reader (or a crash) never sees half a table
+    atomic_write(csv_path, lambda file: file.write(table.getvalue().encode("utf-8")))
+    atomic_write(md_path, lambda file: file.write(results_markdown(rows).encode("utf-8")))
     return csv_path, md_path
