@@ -19,16 +19,16 @@ def run_chapter(tmp_path, **parameters):
 
 def test_overridden_run_writes_its_checkpoints_in_out_dir(tmp_path):
     out_dir = tmp_path / "elsewhere" / "run"
-    run_chapter(tmp_path, **QUICK, epochs=1, seed=7, models=["sigma", "sigma_flow"],
+    run_chapter(tmp_path, **QUICK, epochs=1, seeds=[7], models=["sigma", "sigma_flow"],
                 out_dir=str(out_dir))
     for model in ("sigma", "sigma_flow"):
-        path = out_dir / model / "checkpoint.pt"
+        path = out_dir / "seed7" / model / "checkpoint.pt"
         assert path.exists(), f"no checkpoint at {path}"
         state = torch.load(path, weights_only=True)
         assert state["train_config"]["seed"] == 7 and state["train_config"]["epochs"] == 1
         assert state["model_config"]["model"] == model
         assert state["model_config"]["image_size"] == 16 and len(state["history"]) == 1
-    assert not (out_dir / "gaussian").exists(), "a model that was not asked for was trained"
+    assert not (out_dir / "seed7" / "gaussian").exists(), "a model not asked for was trained"
 
 
 def test_a_models_string_instead_of_a_list_is_a_clear_error(tmp_path):
@@ -39,10 +39,11 @@ def test_a_models_string_instead_of_a_list_is_a_clear_error(tmp_path):
 
 def test_evaluate_writes_the_results_table_beside_the_checkpoints(tmp_path):
     out_dir = tmp_path / "run"
-    run_chapter(tmp_path, **QUICK, epochs=1, models=["sigma_flow"], out_dir=str(out_dir),
-                evaluate=True, eval_samples=32, iw_samples=4)
+    run_chapter(tmp_path, **QUICK, epochs=1, models=["sigma_flow"], seeds=[0, 1],
+                out_dir=str(out_dir), evaluate=True, eval_samples=32, iw_samples=4)
     table = (out_dir / "results.md").read_text()
-    assert "sigma_flow" in table and (out_dir / "results.csv").exists()
+    assert "| sigma_flow | 2 |" in table  # two seeds, their mean ± s.e.
+    assert " ± " in table and (out_dir / "results.csv").exists()
 
 
 # ---------------------------------------------------------------------------------------------
