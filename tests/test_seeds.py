@@ -36,7 +36,12 @@ def test_a_verdict_names_a_winner_only_when_the_intervals_separate():
     assert separation(far["a"]["nll"], far["b"]["nll"], lower_is_better=True) == 1
     assert separation(far["a"]["nll"], far["b"]["nll"], lower_is_better=False) == -1
     sentence = verdict(far, "nll", "a", "b", True, "NLL", {"a": "A", "b": "B"})
-    assert sentence.startswith("NLL: A is better than B") and "3 and 3 seeds" in sentence
+    assert sentence.startswith("NLL: A is better than B (1.00 ± 0.06 vs 5.00 ± 0.12")
+    assert "3 and 3 seeds" in sentence
+    # the better one is named first, with its own numbers first
+    assert verdict(far, "nll", "a", "b", False, "x").startswith("x: b is better than a (5.00")
+    assert verdict(far, "nll", "a", "b", None, "x").startswith("x: b is higher than a (5.00")
+    assert separation(far["a"]["nll"], far["b"]["nll"], None) == -1
     # means 1 apart, errors ≈ 0.58 each: the ±2 s.e. intervals overlap
     close = summarize(rows([0.0, 1.0, 2.0], [1.0, 2.0, 3.0]), ["nll"])
     assert separation(close["a"]["nll"], close["b"]["nll"], True) == 0

@@ -1,4 +1,6 @@
 """Checkpoints: atomic, weights-only, resumable, and checked against the model asked for."""
+import math
+
 import pytest
 import torch
 
@@ -123,8 +125,10 @@ def test_decoder_sigma_is_the_training_set_mse_with_the_final_weights(faces16):
     train_data, test_data = faces16
     model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=4,
                             base_channels=8))
-    config = TrainConfig(epochs=1, batch_size=32, device="cpu", sigma_images=64)
+    config = TrainConfig(epochs=2, batch_size=32, device="cpu", sigma_images=64)
     history = train(model, train_data, test_data, config, progress=False)
+    # before the last epoch: the epoch's mean batch MSE (the curves)
+    assert history[0]["log_sigma"] == pytest.approx(0.5 * math.log(history[0]["train_mse"]))
     sigma_squared = model.decoder_log_sigma.exp().item() ** 2
     final_mse = training_set_mse(model, train_data, 64, seed=config.seed)
     assert sigma_squared == pytest.approx(final_mse, rel=1e-5)

@@ -54,29 +54,33 @@ def summary_markdown(summary: dict, columns: dict, titles: dict | None = None) -
     return "\n".join(lines) + "\n"
 
 
-def separation(a: tuple, b: tuple, lower_is_better: bool) -> int:
+def separation(a: tuple, b: tuple, lower_is_better: bool | None = True) -> int:
     """+1 if estimate ``a`` is better than ``b`` beyond noise, −1 if worse, 0 within noise (the
-    mean ± SEPARATION·s.e. intervals overlap, or either has no error from a single seed)."""
+    mean ± SEPARATION·s.e. intervals overlap, or either has no error from a single seed).
+    ``lower_is_better=None``: +1 if ``a`` is higher, −1 if lower."""
     (mean_a, error_a, _), (mean_b, error_b, _) = a, b
     if math.isnan(error_a) or math.isnan(error_b):
         return 0
     if abs(mean_a - mean_b) <= SEPARATION * (error_a + error_b):
         return 0
-    return 1 if (mean_a < mean_b) == lower_is_better else -1
+    return 1 if (mean_a < mean_b) == bool(lower_is_better) else -1
 
 
-def verdict(summary: dict, column: str, a: str, b: str, lower_is_better: bool, label: str,
-            titles: dict | None = None, fmt: str = ".2f") -> str:
-    """One sentence comparing models ``a`` and ``b`` on ``column``: a winner only when
-    :func:`separation` finds one, else "within noise"."""
+def verdict(summary: dict, column: str, a: str, b: str, lower_is_better: bool | None,
+            label: str, titles: dict | None = None, fmt: str = ".2f") -> str:
+    """One sentence comparing models ``a`` and ``b`` on ``column``: an order only when
+    :func:`separation` finds one, else "within noise". ``lower_is_better=None`` names the
+    higher one instead of a better one (a measure with no better direction)."""
     titles = titles or {}
+    side = separation(summary[a][column], summary[b][column], lower_is_better)
+    if side < 0:
+        a, b = b, a  # the first named is the better (or higher) one
     ea, eb = summary[a][column], summary[b][column]
     name_a, name_b = titles.get(a, a), titles.get(b, b)
     numbers = (f"{format_estimate(ea, fmt)} vs {format_estimate(eb, fmt)}, mean ± s.e. over "
                f"{ea[2]} and {eb[2]} seeds")
-    side = separation(ea, eb, lower_is_better)
     if side == 0:
-        return f"{label}: {name_a} and {name_b} differ within noise ({numbers})."
-    better, worse = (name_a, name_b) if side > 0 else (name_b, name_a)
-    return (f"{label}: {better} is better than {worse} ({numbers}; the ±{SEPARATION:g} s.e. "
+        return f"{label}: {name_a} vs {name_b}, within noise ({numbers})."
+    order = "higher than" if lower_is_better is None else "better than"
+    return (f"{label}: {name_a} is {order} {name_b} ({numbers}; the ±{SEPARATION:g} s.e. "
             f"intervals do not overlap).")

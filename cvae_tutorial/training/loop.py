@@ -52,7 +52,7 @@ class TrainConfig:
     flip: bool = True             # random horizontal flips, as the paper
     checkpoint_every: int = 0     # also checkpoint every N steps (0: only at epoch ends)
     eval_batch_size: int = 512
-    sigma_images: int = 4096      # training images whose MSE sets the decoder σ* at epoch ends
+    sigma_images: int = 4096      # training images whose MSE sets the final decoder σ*
     # Fast-step options: each can be switched and each is correct on a CPU; "auto" is on for CUDA.
     autocast: str = "auto"        # "bf16" or "off" (auto: bf16 on CUDA, off on CPU)
     channels_last: str = "auto"   # "on" or "off": NHWC convolutions (auto: on for CUDA only)
@@ -319,10 +319,13 @@ def _end_epoch(run: _Run, position: Position, running: dict) -> None:
     totals = reduce_running(running, run.device) if distributed_world()[1] > 1 else running
     record = {key: totals[key] / totals["steps"] for key in LOGGED_TERMS}
     if model.learns_sigma:
-        # σ*² = the training-set MSE with the weights the epoch ends with (not the average of the
-        # batch MSEs over the epoch, taken while the weights moved): the σ evaluation uses.
-        mse = training_set_mse(model, run.train_data, run.config.sigma_images,
-                               run.config.eval_batch_size, run.config.seed)
+        # During training σ*² is the epoch's mean batch MSE (the curves); after the last epoch it
+        # is the training-set MSE with the final weights, computed once: the σ evaluation uses
+        # (the batch MSEs were taken while the weights moved).
+        mse = record["mse"]
+        if position.epoch + 1 >= run.config.epochs:
+            mse = training_set_mse(model, run.train_data, run.config.sigma_images,
+                                   run.config.eval_batch_size, run.config.seed)
         model.decoder_log_sigma.fill_(log_sigma_from_mse(
             torch.tensor(mse, dtype=torch.float64), model.config.min_log_sigma,
             model.decoder_log_sigma.dtype).item())
