@@ -96,3 +96,17 @@ def test_command_line_errors_are_clear(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--epochs", "0", "--out-dir", str(tmp_path)])
     assert "TrainConfig.epochs must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("choice, sees_labels, run", [("paper", False, "sigma"),
+                                                      ("x", False, "sigma"),
+                                                      ("xy", True, "sigma_qxy")])
+def test_command_line_encoder_choice_reaches_the_checkpoint(tmp_path, choice, sees_labels,
+                                                            run):
+    from cvae_tutorial import checkpoint_path, load_model
+
+    main(["--model", "sigma", "--encoder", choice, "--image-size", "16", "--latent-dim", "4",
+          "--base-channels", "8", "--epochs", "1", "--batch-size", "32", "--num-images", "64",
+          "--device", "cpu", "--out-dir", str(tmp_path)])
+    model = load_model(checkpoint_path(tmp_path, run))  # the folder names the encoder
+    assert model.config.encoder_sees_labels is sees_labels

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from ..checkpoints import CheckpointError, checkpoint_path
 from ..config import ConfigError
-from ..cvae import CVAE, MODEL_NAMES, CVAEConfig
+from ..cvae import CVAE, MODEL_NAMES, CVAEConfig, run_name
 from ..data import DataError, load_dataset
 from .distributed import distributed_world, init_distributed
 from .loop import FAST_OPTION_CHOICES, NonFiniteLossError, TrainConfig, train
@@ -85,7 +85,8 @@ def main(argv=None) -> list:
                                   encoder_sees_labels={"paper": None, "x": False,
                                                        "xy": True}[args.encoder])
         model = CVAE(model_config)  # train() initialises it from --seed
-        path = checkpoint_path(args.out_dir, args.model)
+        # the run's name says what the encoder sees: sigma (the paper's) or sigma_qxy
+        path = checkpoint_path(args.out_dir, run_name(model_config))
         history = train(model, train_data, test_data, config, path, progress=rank == 0)
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError, FileNotFoundError,
             PermissionError, NotADirectoryError) as error:
@@ -95,7 +96,7 @@ def main(argv=None) -> list:
             dist.destroy_process_group()
     if rank == 0:
         last = history[-1]
-        print(f"{args.model}: {len(history)} epochs on {world_size} process(es), train loss "
+        print(f"{run_name(model_config)}: {len(history)} epochs on {world_size} process(es), train loss "
               f"{last['train_loss']:.1f}, test negative ELBO {last['test_neg_elbo']:.1f} nats; "
               f"checkpoint {path}")
     return history
