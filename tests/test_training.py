@@ -119,22 +119,25 @@ def test_initialize_false_keeps_the_models_weights_for_fine_tuning(faces16):
                                                                       0.25), atol=1e-6)
 
 
-def test_decoder_sigma_is_the_training_set_mse_with_the_final_weights(faces16):
+def test_decoder_sigma_is_the_training_set_mse_with_the_final_weights(faces16, tmp_path):
     from cvae_tutorial.training.loop import training_set_mse
 
     train_data, test_data = faces16
     model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=4,
                             base_channels=8))
     config = TrainConfig(epochs=2, batch_size=32, device="cpu", sigma_images=64)
-    history = train(model, train_data, test_data, config, progress=False)
-    # before the last epoch: the epoch's mean batch MSE (the curves)
-    assert history[0]["log_sigma"] == pytest.approx(0.5 * math.log(history[0]["train_mse"]))
+    history = train(model, train_data, test_data, config, tmp_path / "s.pt", progress=False)
+    # the history: each epoch's mean batch MSE (the curves)
+    for row in history:
+        assert row["log_sigma"] == pytest.approx(0.5 * math.log(row["train_mse"]))
+    # the model: the training-set MSE with the final weights, not the moving batches' mean
     sigma_squared = model.decoder_log_sigma.exp().item() ** 2
     final_mse = training_set_mse(model, train_data, 64, seed=config.seed)
     assert sigma_squared == pytest.approx(final_mse, rel=1e-5)
-    assert history[-1]["log_sigma"] == pytest.approx(model.decoder_log_sigma.item())
-    # not the average of the batch MSEs taken while the weights moved
     assert sigma_squared != pytest.approx(history[-1]["train_mse"], rel=1e-3)
     # the first 64 images, not the whole set
     assert final_mse != pytest.approx(training_set_mse(model, train_data, len(train_data)),
                                       rel=1e-4)
+    # the checkpoint keeps it: a finished run loads with the final σ
+    loaded = load_model(tmp_path / "s.pt")
+    assert loaded.decoder_log_sigma.item() == model.decoder_log_sigma.item()

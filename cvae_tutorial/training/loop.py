@@ -318,22 +318,26 @@ def _end_epoch(run: _Run, position: Position, running: dict) -> None:
     model = run.model
     totals = reduce_running(running, run.device) if distributed_world()[1] > 1 else running
     record = {key: totals[key] / totals["steps"] for key in LOGGED_TERMS}
-    if model.learns_sigma:
-        # During training σ*² is the epoch's mean batch MSE (the curves); after the last epoch it
-        # is the training-set MSE with the final weights, computed once: the σ evaluation uses
-        # (the batch MSEs were taken while the weights moved).
-        mse = record["mse"]
-        if position.epoch + 1 >= run.config.epochs:
-            mse = training_set_mse(model, run.train_data, run.config.sigma_images,
-                                   run.config.eval_batch_size, run.config.seed)
-        model.decoder_log_sigma.fill_(log_sigma_from_mse(
-            torch.tensor(mse, dtype=torch.float64), model.config.min_log_sigma,
-            model.decoder_log_sigma.dtype).item())
+    if model.learns_sigma:  # the epoch's mean batch σ*, for the curves and the test ELBO
+        _set_log_sigma(model, record["mse"])
     test = evaluate_neg_elbo(model, run.test_data, run.config.eval_batch_size, run.config.seed)
     position.history.append({"epoch": position.epoch + 1,
                              **{f"train_{k}": v for k, v in record.items()},
                              "log_sigma": model.decoder_log_sigma.item(),
                              **{f"test_{k}": v for k, v in test.items()},
                              "seconds": totals["seconds"]})
+    if model.learns_sigma and position.epoch + 1 >= run.config.epochs:
+        # The σ evaluation uses: σ*² = the training-set MSE with the final weights, computed once
+        # (the batch MSEs were taken while the weights moved). The history keeps the training
+        # records, so a run extended by more epochs repeats the shorter run's rows exactly.
+        _set_log_sigma(model, training_set_mse(model, run.train_data, run.config.sigma_images,
+                                               run.config.eval_batch_size, run.config.seed))
     position.epoch, position.step, position.running = position.epoch + 1, 0, None
     run.save(position)
+
+
+def _set_log_sigma(model: CVAE, mse: float) -> None:
+    model.decoder_log_sigma.fill_(log_sigma_from_mse(
+        torch.tensor(mse, dtype=torch.float64), model.config.min_log_sigma,
+        model.decoder_log_sigma.dtype).item())
+
