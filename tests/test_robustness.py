@@ -158,6 +158,34 @@ def test_a_nan_loss_never_reaches_the_weights_in_memory(tiny_faces):
         assert torch.equal(value, before[bad_step][name]), name
 
 
+@pytest.mark.parametrize("bad_step", [0, 2])
+def test_a_nan_loss_is_skipped_on_the_device_between_read_backs(tiny_faces, bad_step):
+    # with the fused Adam (CUDA's default) the losses are read back every few steps (no sync
+    # per step), so the steps after the bad one still run; the fused Adam skips them on the
+    # device, and the run stops at the read-back (here the epoch's end, after step 3) naming the
+    # bad step, with the weights from before it
+    train_data, test_data = tiny_faces
+    poisoned = train_data.subset(len(train_data))
+    poisoned.labels = poisoned.labels.clone()
+    config = run_config(checkpoint_every=0, adam="fused")
+    poisoned.labels[epoch_batches(len(poisoned), config.batch_size, config.seed, 0)[bad_step][0],
+                    0] = float("nan")
+    model, before = fresh_model(), {}
+
+    def snapshot(epoch, step, indices):
+        before[step] = {name: value.clone() for name, value in model.state_dict().items()}
+
+    with pytest.raises(NonFiniteLossError, match=f"step {bad_step}: .*weights in memory are "
+                                                 f"those from before this step"):
+        train(model, poisoned, test_data, config, progress=False, on_batch=snapshot)
+    assert max(before) == 3  # steps after the bad one ran (skipped) until the read-back
+    if bad_step > 0:
+        assert not torch.equal(before[0]["decoder.head.0.weight"],
+                               before[bad_step]["decoder.head.0.weight"])  # earlier steps trained
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[bad_step][name]), name
+
+
 def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
     train_data, test_data = tiny_faces
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 0, step \d+: loss=.*"
