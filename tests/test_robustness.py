@@ -225,8 +225,11 @@ def test_flow_scales_stay_bounded_however_large_the_scale_weights():
     dim, layers, bound = 6, 4, 2.0
     flow = RealNVP(dim, num_layers=layers, hidden=16, scale_bound=bound)
     with torch.no_grad():  # scale nets gone wild (raw outputs ~1e5), shift nets ordinary
-        for name, parameter in flow.named_parameters():
-            parameter.normal_(0, 30.0 if "scale_net" in name else 0.3)
+        for parameter in flow.parameters():
+            parameter.normal_(0, 0.3)
+        for coupling in flow.layers:
+            for parameter in coupling.scale_net.parameters():
+                parameter.normal_(0, 30.0)
     # float64: with shifts of this size float32 round-off alone reaches ~1e-3 in the round trip
     flow = flow.double()
     z = torch.randn(256, dim, dtype=torch.float64) * 5
