@@ -85,7 +85,7 @@ def test_benchmark_times_each_batch_size_once(capsys):
 
 def test_tiny_rehearsal_runs_chapter_5_and_times_each_phase(tmp_path, capsys):
     from cvae_tutorial.benchmarks.__main__ import main as benchmarks
-    from cvae_tutorial.benchmarks.rehearsal import main as rehearsal
+    from cvae_tutorial.benchmarks.rehearsal import _written_before
     options = ["--out", str(tmp_path), "--images", "150", "--epochs", "1", "--image-size", "16",
                "--latent-dim", "4", "--batch-size", "32", "--models", "sigma_flow",
                "--workers", "0", "--eval-samples", "8", "--iw-samples", "2",
@@ -103,9 +103,19 @@ def test_tiny_rehearsal_runs_chapter_5_and_times_each_phase(tmp_path, capsys):
         ["5_o_Clock_Shadow", "Arched_Eyebrows"]  # CelebA's 40 names, in order
     assert (tmp_path / "runs" / "sigma_flow" / "checkpoint.pt").exists()
     assert (tmp_path / "runs" / "results.csv").exists()
-    # run again: the folder is reused (no writing phase), the finished run resumes to its end
-    phases = rehearsal(options)
-    assert "write JPEGs" not in phases and "reused" in capsys.readouterr().out
+    assert _written_before(tmp_path, 150) and not _written_before(tmp_path, 151)  # reused once
+
+
+def test_profile_counts_the_ops_and_syncs_of_one_more_step(capsys):
+    from cvae_tutorial.benchmarks.profile import main as profile
+    results = profile(["--models", "sigma_flow", "--image-size", "16", "--batch-size", "4",
+                       "--steps", "1", "--adam", "fused"])
+    row = results["sigma_flow"]
+    assert row["aten_ops"] > 100 and row["kernel_launches"] == 0  # a CPU launches no kernels
+    # the loop reads the losses back every LOSS_READ_INTERVAL steps with the fused Adam: one
+    # more step adds no .item()/bool(tensor) outside Adam's own step
+    assert row["syncs"] == {}
+    assert "host-device syncs: none" in capsys.readouterr().out
 
 
 def test_benchmark_arguments_are_checked():
