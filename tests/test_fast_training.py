@@ -123,3 +123,13 @@ def test_bad_fast_option_values():
     with pytest.raises(ConfigError, match="TrainConfig.compile must be one of auto, off, default, "
                                           "reduce-overhead, got 'yes'"):
         TrainConfig(compile="yes")
+
+
+def test_command_line_compile_modes():
+    from cvae_tutorial.training.cli import _parse_args
+    base = ["--model", "sigma", "--out-dir", "runs"]
+    assert _parse_args(base)[1].compile == "auto"
+    assert _parse_args(["--compile", *base])[1].compile == "default"  # the old bare flag
+    assert _parse_args([*base, "--compile", "reduce-overhead"])[1].compile == "reduce-overhead"
+    with pytest.raises(SystemExit):
+        _parse_args([*base, "--compile", "fast"])
