@@ -133,3 +133,33 @@ def test_command_line_compile_modes():
     assert _parse_args([*base, "--compile", "reduce-overhead"])[1].compile == "reduce-overhead"
     with pytest.raises(SystemExit):
         _parse_args([*base, "--compile", "fast"])
+
+
+@pytest.mark.parametrize("poison", ["loss", "gradient"])
+def test_fused_adam_skips_a_non_finite_step_on_the_device(poison):
+    from cvae_tutorial.training.step import guarded_step
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    x = torch.randn(4, 3)
+
+    def step(bad=False):
+        optimizer.zero_grad()
+        loss = net(x).square().mean()
+        if bad and poison == "loss":
+            loss = loss * float("nan")
+        elif bad:  # finite loss, NaN gradient: d/dw sqrt(0 * w) = 0 * inf
+            loss = loss + torch.sqrt(net.weight[0, 0] * 0).sum()
+        loss.backward()
+        guarded_step(optimizer, loss)
+        return loss
+
+    step()
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    moments = {key: value.clone() for key, value in optimizer.state[net.weight].items()}
+    assert torch.isfinite(step(bad=True)) == (poison == "gradient")
+    step()  # and every step after it, until the loop reads the losses back
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    for key, value in optimizer.state[net.weight].items():
+        assert torch.equal(value, moments[key]), key

@@ -34,7 +34,7 @@ from ..data.cache import default_num_workers
 from ..data.celeba import CELEBA_ATTRIBUTES, CelebAJPEGs, load_celeba
 from ..data.images import AttributeImages, to_float
 from ..training.loop import FAST_OPTION_CHOICES, TrainConfig
-from ..training.step import prepare_step
+from ..training.step import guarded_step, prepare_step
 from .celeba_folder import write_celeba_folder
 
 FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
@@ -145,7 +145,7 @@ class TrainingSetup:
         terms = self.loss_fn(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        self.optimizer.step()
+        guarded_step(self.optimizer, terms["loss"])  # as the training loop steps
         return terms["loss"].detach()
 
     def seconds(self, steps: int, resident: bool = False) -> float:

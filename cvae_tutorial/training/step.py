@@ -35,16 +35,24 @@ def can_skip_on_device(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def guarded_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
-    """``optimizer.step()``, skipped on the device from the first non-finite ``loss`` on.
+    """``optimizer.step()``, skipped on the device from the first non-finite ``loss`` (or
+    gradient) on.
 
     The fused Adam takes a ``found_inf`` flag on the device (the one ``torch.amp.GradScaler``
     sets): when it is 1 the kernel leaves the weights, moments and step count as they were. The
     flag stays set, so the weights in memory remain those from before the first non-finite loss
-    until the loop reads the losses back and stops the run; no host-device sync per step. Other
-    optimizers cannot skip on the device: the loop checks their loss before each step instead.
+    until the loop reads the losses back and stops the run; no host-device sync per step. The
+    gradients' norm is checked too: under DDP they are averaged over the ranks, so every rank
+    skips the same steps. Other optimizers cannot skip on the device: the loop checks their loss
+    before each step instead.
     """
     if can_skip_on_device(optimizer):
-        bad = (~torch.isfinite(loss.detach())).float()
+        finite = torch.isfinite(loss.detach())
+        if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                     if p.grad is not None]
+            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads))
+        bad = (~finite).float()
         previous = getattr(optimizer, "found_inf", None)
         optimizer.found_inf = bad if previous is None else torch.maximum(previous, bad)
     optimizer.step()
