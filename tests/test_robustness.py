@@ -186,6 +186,34 @@ def test_a_nan_loss_is_skipped_on_the_device_between_read_backs(tiny_faces, bad_
         assert torch.equal(value, before[bad_step][name]), name
 
 
+def test_non_finite_gradients_under_a_finite_loss_stop_the_run_too(tiny_faces, monkeypatch):
+    # the fused Adam skips an update whose gradients are not finite even when the loss is; the
+    # skip is read back with the losses, so training never stalls silently
+    train_data, test_data = tiny_faces
+    original, calls = CVAE.loss_terms, []
+
+    def poisoned_gradient(self, x, y, **options):
+        terms = original(self, x, y, **options)
+        calls.append(1)
+        if len(calls) == 2:  # step 1: d/dw sqrt(0 * w) = 0 * inf = NaN, the loss stays finite
+            weight = self.decoder.head[0].weight
+            terms["loss"] = terms["loss"] + torch.sqrt(weight[0, 0] * 0)
+        return terms
+
+    monkeypatch.setattr(CVAE, "loss_terms", poisoned_gradient)
+    model, before = fresh_model(), {}
+
+    def snapshot(epoch, step, indices):
+        before[step] = {name: value.clone() for name, value in model.state_dict().items()}
+
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradients \(finite loss\) at "
+                                                 r"epoch 0, step 1: loss=-?\d"):
+        train(model, train_data, test_data, run_config(checkpoint_every=0, adam="fused"),
+              progress=False, on_batch=snapshot)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[1][name]), name
+
+
 def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
     train_data, test_data = tiny_faces
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 0, step \d+: loss=.*"

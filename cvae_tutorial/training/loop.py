@@ -140,19 +140,24 @@ def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
     return {key: value / len(data) for key, value in totals.items()}
 
 
-def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
-    if not math.isfinite(float(terms["loss"])):
-        values = ", ".join(f"{key}={float(value):.4g}" for key, value in terms.items())
-        if checkpoint_path is None:
-            kept = "no checkpoint was being written"
-        elif Path(checkpoint_path).exists():
-            kept = f"the checkpoint written before this step, {checkpoint_path}, is kept unchanged"
-        else:
-            kept = f"no checkpoint was written to {checkpoint_path} yet"
-        raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {values}; {kept};"
-                                 f" the weights in memory are those from before this step."
-                                 f" Lower the learning rate (in a new out_dir) or check the data "
-                                 f"for NaNs")
+def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path,
+                  skipped: float = 0.0) -> None:
+    """Stop the run at a non-finite loss, or at a step whose update the fused Adam skipped on
+    the device (``skipped``: its gradients were not finite)."""
+    if math.isfinite(terms["loss"]) and not skipped:
+        return
+    what = "loss" if not math.isfinite(terms["loss"]) else "gradients (finite loss)"
+    values = ", ".join(f"{key}={value:.4g}" for key, value in terms.items())
+    if checkpoint_path is None:
+        kept = "no checkpoint was being written"
+    elif Path(checkpoint_path).exists():
+        kept = f"the checkpoint written before this step, {checkpoint_path}, is kept unchanged"
+    else:
+        kept = f"no checkpoint was written to {checkpoint_path} yet"
+    raise NonFiniteLossError(f"non-finite {what} at epoch {epoch}, step {step}: {values}; {kept};"
+                             f" the weights in memory are those from before this step."
+                             f" Lower the learning rate (in a new out_dir) or check the data "
+                             f"for NaNs")
 
 
 def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
@@ -270,20 +275,31 @@ class _EpochSums:
                                    "seconds": 0.0}
 
     def add(self, step: int, terms: dict) -> None:
-        self.pending.append((step, torch.stack([terms[key].detach().float()
-                                                for key in LOGGED_TERMS])))
+        """Keep a step's loss terms; with ``sync_interval`` 1 read them back at once (before
+        the step's update: a non-finite loss stops the run before it spreads)."""
+        self.pending.append([step, torch.stack([terms[key].detach().float()
+                                                for key in LOGGED_TERMS]), None])
+        if self.run.sync_interval == 1:
+            self.read_back()
+
+    def stepped(self, skipped: Tensor | None) -> None:
+        """After the step's update: keep the flag of an update skipped on the device (read back
+        with the losses) and read back every ``sync_interval`` steps."""
+        if skipped is not None:
+            self.pending[-1][2] = skipped
         if len(self.pending) >= self.run.sync_interval:
             self.read_back()
 
     def read_back(self) -> None:
         if not self.pending:
             return
-        values = torch.stack([row for _, row in self.pending]).tolist()
-        for (step, _), row in zip(self.pending, values):
-            if not math.isfinite(row[0]):
-                _check_finite(dict(zip(LOGGED_TERMS, row)), self.epoch, step,
-                              self.run.checkpoint_path)
-            for key, value in zip(LOGGED_TERMS, row):
+        values = torch.stack([row if skipped is None else torch.cat([row, skipped.reshape(1)])
+                              for _, row, skipped in self.pending]).tolist()
+        for (step, _, _), row in zip(self.pending, values):
+            terms = dict(zip(LOGGED_TERMS, row))
+            _check_finite(terms, self.epoch, step, self.run.checkpoint_path,
+                          row[len(LOGGED_TERMS)] if len(row) > len(LOGGED_TERMS) else 0.0)
+            for key, value in terms.items():
                 self.running[key] += value
             self.running["steps"] += 1
         self.run.bar.set_postfix(epoch=self.epoch, loss=f"{values[-1][0]:.1f}")
@@ -305,10 +321,10 @@ def _train_epoch(run: _Run, position: Position) -> None:
         if run.on_batch is not None:
             run.on_batch(epoch, step, batches[step])
         terms = run.loss_fn(x, y)
-        sums.add(step, terms)  # with sync_interval 1 a non-finite loss stops here, before backward
+        sums.add(step, terms)
         run.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        guarded_step(run.optimizer, terms["loss"])
+        sums.stepped(guarded_step(run.optimizer, terms["loss"]))
         run.bar.update()
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 \
                 and step + 1 < len(batches):

@@ -34,7 +34,7 @@ def can_skip_on_device(optimizer: torch.optim.Optimizer) -> bool:
     return all(group.get("fused") for group in optimizer.param_groups)
 
 
-def guarded_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+def guarded_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor | None:
     """``optimizer.step()``, skipped on the device from the first non-finite ``loss`` (or
     gradient) on.
 
@@ -43,8 +43,9 @@ def guarded_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
     flag stays set, so the weights in memory remain those from before the first non-finite loss
     until the loop reads the losses back and stops the run; no host-device sync per step. The
     gradients' norm is checked too: under DDP they are averaged over the ranks, so every rank
-    skips the same steps. Other optimizers cannot skip on the device: the loop checks their loss
-    before each step instead.
+    skips the same steps. Returns this step's flag (1.0: non-finite), on the device, for the
+    loop to read back with the losses. Other optimizers cannot skip on the device (None): the
+    loop checks their loss before each step instead.
     """
     if can_skip_on_device(optimizer):
         finite = torch.isfinite(loss.detach())
@@ -55,7 +56,10 @@ def guarded_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
         bad = (~finite).float()
         previous = getattr(optimizer, "found_inf", None)
         optimizer.found_inf = bad if previous is None else torch.maximum(previous, bad)
+        optimizer.step()
+        return bad
     optimizer.step()
+    return None
 
 
 def prepare_step(model: CVAE, config, device: torch.device,
