@@ -57,8 +57,8 @@ def profile_step(model_name: str, config: TrainConfig, steps: int, image_size: i
     per_step = {name: (twice[name] - once[name]) / steps for name in twice}
     return {"aten_ops": sum(v for k, v in per_step.items() if k.startswith("aten::")),
             "kernel_launches": sum(per_step.get(k, 0) for k in LAUNCH_EVENTS),
-            "syncs": {k: per_step.get(k, 0) - per_step.get(f"optimizer {k}", 0)
-                      for k in SYNC_EVENTS if per_step.get(k, 0) - per_step.get(f"optimizer {k}", 0)},
+            "syncs": {k: v for k, v in ((k, per_step.get(k, 0) - per_step.get(f"optimizer {k}", 0))
+                                        for k in SYNC_EVENTS) if v},
             "optimizer_syncs": {k: per_step[f"optimizer {k}"] for k in SYNC_EVENTS
                                 if per_step.get(f"optimizer {k}")},
             "top": sorted(((v, k) for k, v in per_step.items() if k.startswith("aten::")),
