@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cvae_tutorial.flows import AffineCoupling, RealNVP
+from cvae_tutorial.flows import AffineCoupling, RealNVP, mlp, soft_clamp
 
 
 def randomised(flow, seed=0, scale=0.5):
@@ -63,3 +63,58 @@ def test_bad_dimension_is_a_clear_error():
         RealNVP(1)
     with pytest.raises(ValueError, match=r"expects a \[batch, 4\] tensor"):
         RealNVP(4)(torch.randn(3, 5))
+
+
+def two_mlp_coupling(coupling, scale_net, shift_net, z):
+    """The coupling written out with its s and t as two separate MLPs (``mlp``)."""
+    mask, free = coupling.mask, 1 - coupling.mask
+    z1 = z * mask
+    s = soft_clamp(scale_net(z1), coupling.scale_bound) * free
+    t = shift_net(z1) * free
+    return z1 + free * (z * torch.exp(s) + t), s.sum(-1)
+
+
+def test_fused_scale_and_shift_nets_equal_two_mlps():
+    # one TwinMLP gives s and t together; same seed, same draws: the two MLPs it replaces
+    mask = torch.tensor([1, 0, 1, 0, 1])
+    torch.manual_seed(3)
+    scale_net, shift_net = mlp(5, 8, 5), mlp(5, 8, 5)
+    torch.manual_seed(3)
+    coupling = AffineCoupling(mask, hidden=8, scale_bound=2.0)
+    for net, reference in ((coupling.scale_net, scale_net), (coupling.shift_net, shift_net)):
+        for view, parameter in zip(net.parameters(), reference.parameters()):
+            assert torch.equal(view, parameter)  # initialised exactly as the two MLPs were
+    randomised(scale_net, seed=1), randomised(shift_net, seed=2)
+    with torch.no_grad():  # the views write through to the fused parameters
+        for net, reference in ((coupling.scale_net, scale_net), (coupling.shift_net, shift_net)):
+            for view, parameter in zip(net.parameters(), reference.parameters()):
+                view.copy_(parameter)
+    z = torch.randn(32, 5)
+    for actual, expected in zip(coupling(z), two_mlp_coupling(coupling, scale_net, shift_net, z)):
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    # and a state dict saved with the two MLPs loads into the fused nets
+    old = {"mask": coupling.mask,
+           **{f"scale_net.{k}": v for k, v in scale_net.state_dict().items()},
+           **{f"shift_net.{k}": v for k, v in shift_net.state_dict().items()}}
+    fresh = AffineCoupling(mask, hidden=8, scale_bound=2.0)
+    fresh.load_state_dict(old)
+    for (name, a), b in zip(fresh.state_dict().items(), coupling.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_fused_nets_call_half_the_operators():
+    from collections import Counter
+    from torch.profiler import profile
+    mask = torch.arange(6) % 2
+    coupling = randomised(AffineCoupling(mask, hidden=8))
+    scale_net, shift_net = mlp(6, 8, 6), mlp(6, 8, 6)
+    z = torch.randn(4, 6)
+
+    def matmuls(function):
+        with profile() as trace:
+            function()
+        names = Counter(event.name for event in trace.events())
+        return sum(names[n] for n in ("aten::addmm", "aten::baddbmm", "aten::mm", "aten::bmm"))
+
+    assert matmuls(lambda: coupling.nets(z)) == 3
+    assert matmuls(lambda: (scale_net(z), shift_net(z))) == 6

@@ -153,3 +153,58 @@ def test_a_checkpoint_without_a_data_record_resumes_with_a_warning(tmp_path):
     with pytest.warns(RuntimeWarning, match="does not record its training data"):
         history = _attribute_run(path, ("Male", "Smiling"), epochs=2)
     assert len(history) == 2 and load_checkpoint(path)["data"]["count"] == 32
+
+
+def two_mlp_layout(entries: list) -> list:
+    """(name, value) pairs of today's layout (one TwinMLP ``nets`` per flow coupling) in the
+    layout saved before it, two MLPs ``scale_net`` and ``shift_net``, in their order."""
+    old, fused = [], {}
+    for name, value in entries:
+        if ".nets." not in name:
+            old.append((name, value))
+            continue
+        prefix, kind = name.rsplit("nets.", 1)
+        fused[kind] = value
+        if len(fused) < 6:
+            continue
+        hidden = len(fused["weight0"]) // 2
+        for i, net in enumerate(("scale_net", "shift_net")):
+            old += [(f"{prefix}{net}.0.weight", fused["weight0"][i * hidden:(i + 1) * hidden]),
+                    (f"{prefix}{net}.0.bias", fused["bias0"][i * hidden:(i + 1) * hidden])]
+            old += [(f"{prefix}{net}.{layer}.{kind}", fused[f"{kind}{layer}"][i])
+                    for layer in ("2", "4") for kind in ("weight", "bias")]
+        fused = {}
+    return old
+
+
+def test_a_checkpoint_from_before_the_fused_couplings_resumes_the_same(tmp_path):
+    from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train
+    from cvae_tutorial.checkpoints import save_checkpoint
+    train_data = embedded_faces("train", 16, num_images=64)
+    test_data = embedded_faces("test", 16, num_images=16)
+
+    def run(epochs, path):
+        model = CVAE(CVAEConfig(model="sigma_flow", image_size=16, latent_dim=4,
+                                base_channels=8, flow_hidden=8))
+        train(model, train_data, test_data, TrainConfig(epochs=epochs, batch_size=16,
+                                                        device="cpu"), path, progress=False)
+        return model
+
+    model = run(1, tmp_path / "new.pt")
+    state = load_checkpoint(tmp_path / "new.pt")
+    state["model"] = dict(two_mlp_layout(list(state["model"].items())))
+    names = [name for name, _ in model.named_parameters()]
+    moments = {m: [(name, state["optimizer"]["state"][i][m]) for i, name in enumerate(names)]
+               for m in ("step", "exp_avg", "exp_avg_sq")}
+    old = {m: two_mlp_layout(pairs) if m != "step" else None for m, pairs in moments.items()}
+    steps = state["optimizer"]["state"][0]["step"]
+    state["optimizer"] = {
+        "state": {i: {"step": steps.clone(), "exp_avg": a, "exp_avg_sq": b}
+                  for i, ((_, a), (_, b)) in enumerate(zip(old["exp_avg"], old["exp_avg_sq"]))},
+        "param_groups": [{**state["optimizer"]["param_groups"][0],
+                          "params": list(range(len(old["exp_avg"])))}]}
+    assert len(old["exp_avg"]) > len(names) and any(".scale_net." in k for k in state["model"])
+    save_checkpoint(state, tmp_path / "old.pt")
+    resumed_new, resumed_old = run(2, tmp_path / "new.pt"), run(2, tmp_path / "old.pt")
+    for (name, a), b in zip(resumed_new.state_dict().items(), resumed_old.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -158,6 +158,62 @@ def test_a_nan_loss_never_reaches_the_weights_in_memory(tiny_faces):
         assert torch.equal(value, before[bad_step][name]), name
 
 
+@pytest.mark.parametrize("bad_step", [0, 2])
+def test_a_nan_loss_is_skipped_on_the_device_between_read_backs(tiny_faces, bad_step):
+    # with the fused Adam (CUDA's default) the losses are read back every few steps (no sync
+    # per step), so the steps after the bad one still run; the fused Adam skips them on the
+    # device, and the run stops at the read-back (here the epoch's end, after step 3) naming the
+    # bad step, with the weights from before it
+    train_data, test_data = tiny_faces
+    poisoned = train_data.subset(len(train_data))
+    poisoned.labels = poisoned.labels.clone()
+    config = run_config(checkpoint_every=0, adam="fused")
+    poisoned.labels[epoch_batches(len(poisoned), config.batch_size, config.seed, 0)[bad_step][0],
+                    0] = float("nan")
+    model, before = fresh_model(), {}
+
+    def snapshot(epoch, step, indices):
+        before[step] = {name: value.clone() for name, value in model.state_dict().items()}
+
+    with pytest.raises(NonFiniteLossError, match=f"step {bad_step}: .*weights in memory are "
+                                                 f"those from before this step"):
+        train(model, poisoned, test_data, config, progress=False, on_batch=snapshot)
+    assert max(before) == 3  # steps after the bad one ran (skipped) until the read-back
+    if bad_step > 0:
+        assert not torch.equal(before[0]["decoder.head.0.weight"],
+                               before[bad_step]["decoder.head.0.weight"])  # earlier steps trained
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[bad_step][name]), name
+
+
+def test_non_finite_gradients_under_a_finite_loss_stop_the_run_too(tiny_faces, monkeypatch):
+    # the fused Adam skips an update whose gradients are not finite even when the loss is; the
+    # skip is read back with the losses, so training never stalls silently
+    train_data, test_data = tiny_faces
+    original, calls = CVAE.loss_terms, []
+
+    def poisoned_gradient(self, x, y, **options):
+        terms = original(self, x, y, **options)
+        calls.append(1)
+        if len(calls) == 2:  # step 1: d/dw sqrt(0 * w) = 0 * inf = NaN, the loss stays finite
+            weight = self.decoder.head[0].weight
+            terms["loss"] = terms["loss"] + torch.sqrt(weight[0, 0] * 0)
+        return terms
+
+    monkeypatch.setattr(CVAE, "loss_terms", poisoned_gradient)
+    model, before = fresh_model(), {}
+
+    def snapshot(epoch, step, indices):
+        before[step] = {name: value.clone() for name, value in model.state_dict().items()}
+
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradients \(finite loss\) at "
+                                                 r"epoch 0, step 1: loss=-?\d"):
+        train(model, train_data, test_data, run_config(checkpoint_every=0, adam="fused"),
+              progress=False, on_batch=snapshot)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[1][name]), name
+
+
 def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
     train_data, test_data = tiny_faces
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 0, step \d+: loss=.*"
@@ -197,8 +253,11 @@ def test_flow_scales_stay_bounded_however_large_the_scale_weights():
     dim, layers, bound = 6, 4, 2.0
     flow = RealNVP(dim, num_layers=layers, hidden=16, scale_bound=bound)
     with torch.no_grad():  # scale nets gone wild (raw outputs ~1e5), shift nets ordinary
-        for name, parameter in flow.named_parameters():
-            parameter.normal_(0, 30.0 if "scale_net" in name else 0.3)
+        for parameter in flow.parameters():
+            parameter.normal_(0, 0.3)
+        for coupling in flow.layers:
+            for parameter in coupling.scale_net.parameters():
+                parameter.normal_(0, 30.0)
     # float64: with shifts of this size float32 round-off alone reaches ~1e-3 in the round trip
     flow = flow.double()
     z = torch.randn(256, dim, dtype=torch.float64) * 5

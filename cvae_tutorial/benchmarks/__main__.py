@@ -1,11 +1,12 @@
-"""``python -m cvae_tutorial.benchmarks train|fid [options]``."""
+"""``python -m cvae_tutorial.benchmarks train|profile|rehearsal|fid [options]``."""
 import importlib
 import sys
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    benchmarks = {"train": "training", "fid": "fid"}
+    benchmarks = {"train": "training", "profile": "profile", "rehearsal": "rehearsal",
+                  "fid": "fid"}
     if not argv or argv[0] not in benchmarks:
         raise SystemExit(f"usage: python -m cvae_tutorial.benchmarks {{{','.join(benchmarks)}}} "
                          f"[options]")

@@ -3,12 +3,15 @@
 1. Loader images/s: the per-image JPEG pipeline (``CelebAJPEGs`` + ``DataLoader`` workers) against
    the decoded uint8 cache (batches gathered by the prefetch thread), on a generated folder of
    CelebA-sized 178x218 JPEGs, so it runs anywhere.
-2. Training images/s of each model at 64x64, batch 128, with the fast options off and on (on: the
-   ``TrainConfig`` defaults, resolved for the device; with ``--cpu-bf16`` on a CPU also with bf16
-   autocast, which "auto" leaves off there), through the real data path, and the same step fed one batch already
-   on the device (step-only): their ratio says whether data starves the step.
+2. Training images/s of each model at 64x64, at batch 128 and at the largest batch the book
+   recommends, with the fast options off and on (on: the ``TrainConfig`` defaults, resolved for
+   the device and model; with ``--cpu-bf16`` on a CPU also with bf16 autocast, which "auto"
+   leaves off there), through the real data path, and the same step fed one batch already on
+   the device (step-only): their ratio says whether data starves the step. From the data-path
+   rate, the time of one CelebA epoch (162,770 training images).
 3. Forward+backward FLOPs per image (``torch.utils.flop_counter``) and the achieved fraction of
-   the device's measured matmul peak.
+   the device's measured matmul peak in the step's dtype, and of the bf16 peak (on CUDA; a CPU
+   has none measured here).
 
 A benchmark, never a timed test: machines are shared and noisy; compare ratios from one run.
 """
@@ -30,12 +33,14 @@ from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import default_num_workers
 from ..data.celeba import CELEBA_ATTRIBUTES, CelebAJPEGs, load_celeba
 from ..data.images import AttributeImages, to_float
-from ..training.loop import TrainConfig
-from ..training.step import prepare_step
+from ..training.loop import FAST_OPTION_CHOICES, TrainConfig
+from ..training.step import guarded_step, prepare_step
 from .celeba_folder import write_celeba_folder
 
 FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
-                pin_memory=False, compile=False)
+                pin_memory=False, compile="off")
+CELEBA_TRAIN_IMAGES = 162_770  # the official training split: one epoch
+BOOK_BATCH_SIZES = (128,)  # the batch sizes the book recommends for CelebA (chapter 5's command)
 
 
 def synchronize(device: torch.device) -> None:
@@ -140,11 +145,13 @@ class TrainingSetup:
         terms = self.loss_fn(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        self.optimizer.step()
+        guarded_step(self.optimizer, terms["loss"])  # as the training loop steps
         return terms["loss"].detach()
 
     def seconds(self, steps: int, resident: bool = False) -> float:
         """Wall time of ``steps`` steps fed by the data path, or by one batch on the device."""
+        if steps == 0:
+            return 0.0
         synchronize(self.device)
         started = time.perf_counter()
         for _ in range(steps):
@@ -195,25 +202,33 @@ def _parse_args(argv):
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader/cache workers (default: the usable cores, at most 8)")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", "--batch-sizes", dest="batch_sizes", type=int, nargs="+",
+                        default=sorted({128, max(BOOK_BATCH_SIZES)}),
+                        help="batch sizes to time (default: 128 and the largest the book "
+                             "recommends)")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
                         default=list(PAPER_MODEL_NAMES))
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds in which the off and on settings take turns (median kept)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per setting and round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
-    parser.add_argument("--compile", action="store_true",
-                        help="also torch.compile the step in the 'on' setting (slow to start)")
+    parser.add_argument("--compile", nargs="?", const="default", default="auto",
+                        choices=FAST_OPTION_CHOICES["compile"],
+                        help="compile mode of the 'on' setting (bare --compile: 'default'; auto: "
+                             "TrainConfig's choice for the model and device)")
     parser.add_argument("--cpu-bf16", action="store_true",
                         help="on a CPU also time the 'on' setting with bf16 autocast")
     parser.add_argument("--matmul-size", type=int, default=2048)
     args = parser.parse_args(argv)
-    for name in ("jpeg_images", "image_size", "batch_size", "rounds", "steps", "matmul_size"):
+    for name in ("jpeg_images", "image_size", "rounds", "steps", "matmul_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.jpeg_images < args.batch_size:
+    args.batch_sizes = sorted(set(args.batch_sizes))
+    if min(args.batch_sizes) < 1:
+        parser.error("--batch-size must be at least 1")
+    if args.jpeg_images < min(args.batch_sizes):
         parser.error(f"--jpeg-images ({args.jpeg_images}) must be at least --batch-size "
-                     f"({args.batch_size}) for one full batch")
+                     f"({min(args.batch_sizes)}) for one full batch")
     try:
         check_image_size(args.image_size)
         args.device = resolve_device(args.device)
@@ -232,8 +247,9 @@ def main(argv=None) -> dict:
     results = {"device": name}
 
     with tempfile.TemporaryDirectory() as root:
-        write_celeba_folder(root, [0] * args.jpeg_images)
-        loader = loader_throughput(Path(root), args.image_size, args.batch_size, workers, device)
+        write_celeba_folder(root, [0] * args.jpeg_images, num_workers=workers)
+        loader = loader_throughput(Path(root), args.image_size, min(args.batch_sizes), workers,
+                                   device)
     results["loader"] = loader
     print(f"\n1. loader, {loader['images']} CelebA-sized JPEGs -> {args.image_size}px, "
           f"{workers} worker(s):\n"
@@ -242,39 +258,44 @@ def main(argv=None) -> dict:
           f"ratio {loader['cache_images_per_s'] / loader['jpeg_images_per_s']:.1f}x "
           f"(cache built once in {loader['cache_build_s']:.1f} s)")
 
-    data = random_dataset(8 * args.batch_size, args.image_size)
     peak_dtypes = (torch.float32, torch.bfloat16) if device.type == "cuda" else (torch.float32,)
     peaks = {str(dtype).replace("torch.", ""): matmul_peak(device, dtype, args.matmul_size)
              for dtype in peak_dtypes}
+    flops = {model_name: flops_per_image(CVAEConfig(model=model_name, image_size=args.image_size,
+                                                    num_attributes=len(CELEBA_ATTRIBUTES)))
+             for model_name in args.models}
     results["training"] = {}
-    for model_name in args.models:
-        model_config = CVAEConfig(model=model_name, image_size=args.image_size,
-                                  num_attributes=len(CELEBA_ATTRIBUTES))
-        settings = [("off", FAST_OFF), ("on", {"compile": args.compile})]
-        if args.cpu_bf16 and device.type == "cpu":  # "auto" keeps float32 on a CPU
-            settings.append(("on+bf16", {"compile": args.compile, "autocast": "bf16"}))
-        configs = {label: TrainConfig(batch_size=args.batch_size, device=str(device), **options)
-                   for label, options in settings}
-        results["training"][model_name] = {
-            "flops_per_image": flops_per_image(model_config),
-            **training_throughput(model_name, configs, data, args.rounds, args.steps,
-                                  args.warmup)}
-        for dtype in peak_dtypes:  # the load drifts: keep the best peak seen during the run
-            name = str(dtype).replace("torch.", "")
-            peaks[name] = max(peaks[name], matmul_peak(device, dtype, args.matmul_size))
+    for batch_size in args.batch_sizes:
+        data = random_dataset(8 * batch_size, args.image_size)
+        results["training"][batch_size] = rows = {}
+        for model_name in args.models:
+            settings = [("off", FAST_OFF), ("on", {"compile": args.compile})]
+            if args.cpu_bf16 and device.type == "cpu":  # "auto" keeps float32 on a CPU
+                settings.append(("on+bf16", {"compile": args.compile, "autocast": "bf16"}))
+            configs = {label: TrainConfig(batch_size=batch_size, device=str(device), **options)
+                       for label, options in settings}
+            rows[model_name] = {"flops_per_image": flops[model_name],
+                                **training_throughput(model_name, configs, data, args.rounds,
+                                                      args.steps, args.warmup)}
+            for dtype in peak_dtypes:  # the load drifts: keep the best peak seen during the run
+                name = str(dtype).replace("torch.", "")
+                peaks[name] = max(peaks[name], matmul_peak(device, dtype, args.matmul_size))
     results["matmul_peak_flops"] = peaks
 
-    _print_training(results, args)
+    for batch_size, rows in results["training"].items():
+        _print_training(rows, peaks, batch_size, args)
     return results
 
 
-def _print_training(results: dict, args) -> None:
-    """Step 2./3. of the report: images/s, data-path share and fraction of the matmul peak."""
-    peaks = results["matmul_peak_flops"]
-    print(f"\n2./3. training at {args.image_size}px, batch {args.batch_size}, median of "
+def _print_training(rows: dict, peaks: dict, batch_size: int, args) -> None:
+    """Step 2./3. of the report for one batch size: images/s, data-path share, the CelebA
+    epoch's time and the fractions of the matmul peaks."""
+    epoch_images = CELEBA_TRAIN_IMAGES // batch_size * batch_size  # full batches only
+    print(f"\n2./3. training at {args.image_size}px, batch {batch_size}, median of "
           f"{args.rounds} interleaved rounds of {args.steps} steps; matmul peak "
-          + ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in peaks.items()))
-    for model_name, row in results["training"].items():
+          + ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in peaks.items())
+          + ("" if "bfloat16" in peaks else " (bf16 peak: not measured on a CPU)"))
+    for model_name, row in rows.items():
         flops = row["flops_per_image"]
         print(f"   {model_name:<10} {flops / 1e9:6.2f} GFLOP/image (fwd+bwd)")
         for label in [key for key in row if key != "flops_per_image"]:
@@ -282,10 +303,16 @@ def _print_training(results: dict, args) -> None:
             peak = peaks["bfloat16" if r["options"]["autocast"] == "bfloat16"
                          and "bfloat16" in peaks else "float32"]
             r["fraction_of_peak"] = flops * r["images_per_s"] / peak
+            r["fraction_of_bf16_peak"] = (flops * r["images_per_s"] / peaks["bfloat16"]
+                                          if "bfloat16" in peaks else None)
+            r["celeba_epoch_s"] = epoch_images / r["images_per_s"]
+            bf16 = "n/a" if r["fraction_of_bf16_peak"] is None else \
+                f"{r['fraction_of_bf16_peak']:.1%}"
             print(f"     fast {label:<7} {r['images_per_s']:8.0f} images/s "
                   f"(step only {r['step_only_images_per_s']:8.0f}; data path keeps "
-                  f"{r['images_per_s'] / r['step_only_images_per_s']:4.0%}), "
-                  f"{r['fraction_of_peak']:6.1%} of matmul peak   "
+                  f"{r['images_per_s'] / r['step_only_images_per_s']:4.0%}), CelebA epoch "
+                  f"{r['celeba_epoch_s']:7.0f} s, {r['fraction_of_peak']:6.1%} of matmul peak, "
+                  f"{bf16} of bf16 peak   "
                   + " ".join(f"{k}={v}" for k, v in r["options"].items()))
         print("     speed-up vs off: " + ", ".join(
             f"{label} {row[label]['images_per_s'] / row['off']['images_per_s']:.2f}x"

@@ -44,7 +44,11 @@ def _parse_args(argv):
     parser.add_argument("--channels-last", choices=FAST_OPTION_CHOICES["channels_last"],
                         default="auto")
     parser.add_argument("--adam", choices=FAST_OPTION_CHOICES["adam"], default="auto")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    parser.add_argument("--compile", nargs="?", const="default", default="auto",
+                        choices=FAST_OPTION_CHOICES["compile"],
+                        help="torch.compile the training step: 'default', 'reduce-overhead' (CUDA "
+                             "graphs) or 'off'; bare --compile is 'default' (auto: sigma_flow on "
+                             "CUDA)")
     parser.add_argument("--no-prefetch", action="store_true")
     parser.add_argument("--num-workers", type=int, help="decoding processes for the CelebA cache")
     parser.add_argument("--cache-dir", help="where CelebA's decoded-image cache goes (default: "

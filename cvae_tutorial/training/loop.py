@@ -29,11 +29,13 @@ from ..losses import log_sigma_from_mse
 from .distributed import LOGGED_TERMS, distributed_world, reduce_running
 from .resume import Position, save_run, start_or_resume
 from .run_lock import run_lock
-from .step import make_optimizer, prepare_step
+from .step import can_skip_on_device, guarded_step, make_optimizer, prepare_step
 
 FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
-                       "adam": ("auto", "fused", "foreach", "for-loop")}
-CUDA_SYNC_INTERVAL = 25  # on a GPU, read losses back (a sync) every this many steps, not every step
+                       "adam": ("auto", "fused", "foreach", "for-loop"),
+                       "compile": ("auto", "off", "default", "reduce-overhead")}
+LOSS_READ_INTERVAL = 25  # read the losses back (a sync on a GPU) every this many steps, not every
+#                          step, where the optimizer can skip a non-finite step on the device
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -53,16 +55,21 @@ class TrainConfig:
     checkpoint_every: int = 0     # also checkpoint every N steps (0: only at epoch ends)
     eval_batch_size: int = 512
     sigma_images: int = 4096      # training images whose MSE sets the final decoder σ*
-    # Fast-step options: each can be switched and each is correct on a CPU; "auto" is on for CUDA.
-    autocast: str = "auto"        # "bf16" or "off" (auto: bf16 on CUDA, off on CPU)
+    # Fast-step options: each can be switched and each is correct on a CPU; "auto" turns an option
+    # on only on CUDA, and only where it measured faster there (``fast_options``).
+    autocast: str = "auto"        # "bf16" or "off" (auto: see fast_options; off on a CPU)
     channels_last: str = "auto"   # "on" or "off": NHWC convolutions (auto: on for CUDA only)
     adam: str = "auto"            # "fused", "foreach" or "for-loop" (auto: fused on CUDA, else
     #                               foreach)
-    compile: bool = False         # torch.compile the loss: minutes of compiling, then a faster step
+    compile: str = "auto"         # torch.compile the loss: "off", "default", or "reduce-overhead"
+    #                               (CUDA graphs); True/False mean "default"/"off". Minutes of
+    #                               compiling, then a faster step (auto: see fast_options)
     pin_memory: bool = True       # page-locked batches, non-blocking host-to-GPU copies (CUDA)
     prefetch: bool = True         # gather the next batch in a background thread during the step
 
     def __post_init__(self):
+        if isinstance(self.compile, bool):  # the flag it was before it named a mode
+            self.compile = "default" if self.compile else "off"
         check_field_types(self)
         for name in ("epochs", "batch_size", "eval_batch_size", "sigma_images"):
             if getattr(self, name) < 1:
@@ -80,16 +87,28 @@ class TrainConfig:
                                   f"{getattr(self, name)!r}")
         resolve_device(self.device)
 
-    def fast_options(self, device: torch.device) -> dict:
-        """The "auto" options resolved for ``device``: autocast dtype (or None), channels_last,
-        the Adam implementation, compile, and whether batches are pinned."""
+    def fast_options(self, device: torch.device, model: str | None = None) -> dict:
+        """The "auto" options resolved for ``device`` and the ``model`` (its name): autocast
+        dtype (or None), channels_last, the Adam implementation, the compile mode ("off",
+        "default", "reduce-overhead"), and whether batches are pinned.
+
+        On CUDA "auto" follows one H100's measurements at 64x64 (README, Performance), an option
+        on only where it measured faster: ``sigma_flow`` is compiled (mode "default": 1.86x its
+        plain step at batch 128, while eager bf16 gained 1.01x); bf16 autocast is on for the
+        convolutional models (1.6x at batch 128), and for ``sigma_flow`` only when compiled or
+        at batch >= 2048 (1.5x): eager at batch 512 it was slower (0.78x), each small Linear of
+        its flow paying a cast. "reduce-overhead" (CUDA graphs) is not measured yet: never auto.
+        """
         cuda = device.type == "cuda"
+        compile_mode = self.compile if self.compile != "auto" else \
+            ("default" if cuda and model == "sigma_flow" else "off")
+        bf16_pays = model != "sigma_flow" or compile_mode != "off" or self.batch_size >= 2048
         return {"autocast": torch.bfloat16 if self.autocast == "bf16" or
-                (self.autocast == "auto" and cuda) else None,
+                (self.autocast == "auto" and cuda and bf16_pays) else None,
                 "channels_last": self.channels_last == "on" or
                 (self.channels_last == "auto" and cuda),
                 "adam": self.adam if self.adam != "auto" else ("fused" if cuda else "foreach"),
-                "compile": self.compile, "pin_memory": self.pin_memory and cuda}
+                "compile": compile_mode, "pin_memory": self.pin_memory and cuda}
 
 
 @torch.no_grad()
@@ -138,18 +157,24 @@ def _dataset_means(model: CVAE, data: AttributeImages, count: int, batch_size: i
     return {key: value / count for key, value in totals.items()}
 
 
-def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path) -> None:
-    if not torch.isfinite(terms["loss"]):
-        values = ", ".join(f"{key}={float(value.detach()):.4g}" for key, value in terms.items())
-        if checkpoint_path is None:
-            kept = "no checkpoint was being written"
-        elif Path(checkpoint_path).exists():
-            kept = f"the checkpoint written before this step, {checkpoint_path}, is kept unchanged"
-        else:
-            kept = f"no checkpoint was written to {checkpoint_path} yet"
-        raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {values}; {kept}."
-                                 f" Lower the learning rate (in a new out_dir) or check the data "
-                                 f"for NaNs")
+def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path,
+                  skipped: float = 0.0) -> None:
+    """Stop the run at a non-finite loss, or at a step whose update the fused Adam skipped on
+    the device (``skipped``: its gradients were not finite)."""
+    if math.isfinite(terms["loss"]) and not skipped:
+        return
+    what = "loss" if not math.isfinite(terms["loss"]) else "gradients (finite loss)"
+    values = ", ".join(f"{key}={value:.4g}" for key, value in terms.items())
+    if checkpoint_path is None:
+        kept = "no checkpoint was being written"
+    elif Path(checkpoint_path).exists():
+        kept = f"the checkpoint written before this step, {checkpoint_path}, is kept unchanged"
+    else:
+        kept = f"no checkpoint was written to {checkpoint_path} yet"
+    raise NonFiniteLossError(f"non-finite {what} at epoch {epoch}, step {step}: {values}; {kept};"
+                             f" the weights in memory are those from before this step."
+                             f" Lower the learning rate (in a new out_dir) or check the data "
+                             f"for NaNs")
 
 
 def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
@@ -189,7 +214,8 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
            initialize) -> list:
     rank, world_size = distributed_world()
     model.to(device)
-    optimizer = make_optimizer(model, config.lr, config.fast_options(device)["adam"])
+    optimizer = make_optimizer(model, config.lr,
+                               config.fast_options(device, model.config.model)["adam"])
     data = train_data.fingerprint() if checkpoint_path is not None else None
     position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize,
                                data)
@@ -200,16 +226,21 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
                initial=position.epoch * steps_per_epoch + position.step,
                desc=f"training {model.config.model}", disable=not progress or rank > 0,
                unit="step")
-    # Losses are read back in groups (one GPU sync per group, not per step); on a CPU after every
-    # step, so a NaN stops the run before the optimizer step that would spread it.
     run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
-               checkpoint_path, on_batch, bar, CUDA_SYNC_INTERVAL if device.type == "cuda" else 1,
-               data)
+               checkpoint_path, on_batch, bar, _sync_interval(optimizer), data)
     model.train()
     while position.epoch < config.epochs:
         _train_epoch(run, position)
     bar.close()
     return position.history
+
+
+def _sync_interval(optimizer: torch.optim.Optimizer) -> int:
+    """Steps between loss read-backs. With the fused Adam (CUDA's default), which skips a
+    non-finite step on the device (``step.guarded_step``), one read per group of steps; with the
+    others every step, so a NaN stops the run before the update that would spread it (a sync per
+    step on a GPU; nothing on a CPU)."""
+    return LOSS_READ_INTERVAL if can_skip_on_device(optimizer) else 1
 
 
 def _checked_data(model, train_data, test_data) -> tuple:
@@ -252,7 +283,8 @@ class _Run:
 
 class _EpochSums:
     """The running sums of the loss terms over an epoch; the terms of each step are kept on the
-    device and read back (a sync on a GPU) every ``sync_interval`` steps."""
+    device (copied: a CUDA-graph step reuses its output buffers) and read back (a sync on a GPU)
+    every ``sync_interval`` steps."""
 
     def __init__(self, run: _Run, epoch: int, running: dict | None):
         self.run, self.epoch, self.pending = run, epoch, []
@@ -260,19 +292,31 @@ class _EpochSums:
                                    "seconds": 0.0}
 
     def add(self, step: int, terms: dict) -> None:
-        self.pending.append((step, {key: value.detach() for key, value in terms.items()}))
+        """Keep a step's loss terms; with ``sync_interval`` 1 read them back at once (before
+        the step's update: a non-finite loss stops the run before it spreads)."""
+        self.pending.append([step, torch.stack([terms[key].detach().float()
+                                                for key in LOGGED_TERMS]), None])
+        if self.run.sync_interval == 1:
+            self.read_back()
+
+    def stepped(self, skipped: Tensor | None) -> None:
+        """After the step's update: keep the flag of an update skipped on the device (read back
+        with the losses) and read back every ``sync_interval`` steps."""
+        if skipped is not None:
+            self.pending[-1][2] = skipped
         if len(self.pending) >= self.run.sync_interval:
             self.read_back()
 
     def read_back(self) -> None:
         if not self.pending:
             return
-        values = torch.stack([torch.stack([terms[key].float() for key in LOGGED_TERMS])
-                              for _, terms in self.pending]).tolist()
-        for (step, terms), row in zip(self.pending, values):
-            if not math.isfinite(row[0]):
-                _check_finite(terms, self.epoch, step, self.run.checkpoint_path)
-            for key, value in zip(LOGGED_TERMS, row):
+        values = torch.stack([row if skipped is None else torch.cat([row, skipped.reshape(1)])
+                              for _, row, skipped in self.pending]).tolist()
+        for (step, _, _), row in zip(self.pending, values):
+            terms = dict(zip(LOGGED_TERMS, row))
+            _check_finite(terms, self.epoch, step, self.run.checkpoint_path,
+                          row[len(LOGGED_TERMS)] if len(row) > len(LOGGED_TERMS) else 0.0)
+            for key, value in terms.items():
                 self.running[key] += value
             self.running["steps"] += 1
         self.run.bar.set_postfix(epoch=self.epoch, loss=f"{values[-1][0]:.1f}")
@@ -294,12 +338,10 @@ def _train_epoch(run: _Run, position: Position) -> None:
         if run.on_batch is not None:
             run.on_batch(epoch, step, batches[step])
         terms = run.loss_fn(x, y)
-        if run.sync_interval == 1:
-            _check_finite(terms, epoch, step, run.checkpoint_path)
+        sums.add(step, terms)
         run.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        run.optimizer.step()
-        sums.add(step, terms)
+        sums.stepped(guarded_step(run.optimizer, terms["loss"]))
         run.bar.update()
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 \
                 and step + 1 < len(batches):
