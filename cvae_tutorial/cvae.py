@@ -21,9 +21,9 @@ MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
                 "mse_kl": "MSE + KL weight (PyTorch-VAE recipe)"}
 # The paper's non-flow models encode q(z|x): their latent is independent of the labels.
 PAPER_ENCODERS_WITHOUT_LABELS = ("gaussian", "sigma")
-# A run's name is its model's, with "_qxy" where the encoder sees y against the paper's reading
-# (the ablation of chapters 5 and 6) and "_qx" where it does not although the paper's does.
-ABLATION_NAMES = ("gaussian_qxy", "sigma_qxy")
+# A run's name (``run_name``) is its model's, with "_qxy" where the encoder sees y against the
+# paper's reading (the ablation of chapters 5 and 6) and "_qx" where it does not although the
+# paper's does.
 MODEL_TITLES.update({"gaussian_qxy": "Gaussian CVAE, q(z|x,y)", "sigma_qxy": "σ-CVAE, q(z|x,y)"})
 MSE_KL_WEIGHT = 0.00025  # the PyTorch-VAE zoo's hand-tuned KL weight for its CelebA CVAE
 
