@@ -242,7 +242,7 @@ def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
         assert model.loss_terms(x, y)["loss"] < 0.9 * terms["loss"]
     # evaluated with the training-set σ* (it has no σ of its own), in nats like the others
     assert model.decoder_log_sigma.item() < 0
-    from cvae_tutorial.training.loop import training_set_mse
+    from cvae_tutorial.training.evaluate import training_set_mse
     assert math.exp(2 * model.decoder_log_sigma.item()) == pytest.approx(
         training_set_mse(model, train_data), rel=1e-5)
     with torch.no_grad():

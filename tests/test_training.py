@@ -120,7 +120,7 @@ def test_initialize_false_keeps_the_models_weights_for_fine_tuning(faces16):
 
 
 def test_decoder_sigma_is_the_training_set_mse_with_the_final_weights(faces16, tmp_path):
-    from cvae_tutorial.training.loop import training_set_mse
+    from cvae_tutorial.training.evaluate import training_set_mse
 
     train_data, test_data = faces16
     model = CVAE(CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=4,

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..checkpoints import ensure_writable_folder
 from ..config import ConfigError, check_field_types, resolve_device
 from ..cvae import CVAE
-from ..data.batches import epoch_batches, flip_mask, iterate_batches, load_batch
+from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import as_attribute_images
 from ..data.images import AttributeImages
 from ..losses import log_sigma_from_mse
 from .distributed import LOGGED_TERMS, distributed_world, reduce_running
+from .evaluate import evaluate_neg_elbo, training_set_mse
 from .resume import Position, save_run, start_or_resume
 from .run_lock import run_lock
 from .step import can_skip_on_device, guarded_step, make_optimizer, prepare_step
@@ -109,52 +109,6 @@ class TrainConfig:
                 (self.channels_last == "auto" and cuda),
                 "adam": self.adam if self.adam != "auto" else ("fused" if cuda else "foreach"),
                 "compile": compile_mode, "pin_memory": self.pin_memory and cuda}
-
-
-@torch.no_grad()
-def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
-                      seed: int = 0) -> dict:
-    """Test negative ELBO in nats per image, with the decoder σ fixed (chapter 2).
-
-    Uses its own seeded noise so the number does not depend on (or disturb) the training RNG.
-    Under DDP each rank evaluates every world-size-th image and the sums are reduced.
-    """
-    means = _dataset_means(model, data, len(data), batch_size, seed)
-    return {key: means[key] for key in ("neg_elbo", "recon", "kl")}
-
-
-def training_set_mse(model: CVAE, data: AttributeImages, num_images: int = 4096,
-                     batch_size: int = 512, seed: int = 0) -> float:
-    """The mean squared error per pixel of the reconstructions x̂ = dec(z, y), z ~ q (one seeded
-    draw), over the first ``num_images`` training images (no flips), with the model's current
-    weights: σ*² of the decoder that evaluation uses (chapter 2)."""
-    return _dataset_means(model, data, min(num_images, len(data)), batch_size, seed)["mse"]
-
-
-@torch.no_grad()
-def _dataset_means(model: CVAE, data: AttributeImages, count: int, batch_size: int,
-                   seed: int) -> dict:
-    """Per-image means of the loss terms over the first ``count`` images, σ fixed, seeded noise."""
-    device = next(model.parameters()).device
-    rank, world_size = distributed_world()
-    was_training = model.training
-    model.eval()
-    totals = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "mse": 0.0}
-    shard = torch.arange(rank, count, world_size)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed + rank)
-        for start in range(0, len(shard), batch_size):
-            x, y = load_batch(data, shard[start:start + batch_size], device)
-            terms = model.loss_terms(x, y, fixed_sigma=True, check_range=False)
-            terms["neg_elbo"] = terms["loss"]
-            for key in totals:
-                totals[key] += terms[key].item() * len(x)
-    model.train(was_training)
-    if world_size > 1:
-        summed = torch.tensor(list(totals.values()), dtype=torch.float64, device=device)
-        dist.all_reduce(summed)
-        totals = dict(zip(totals, summed.tolist()))
-    return {key: value / count for key, value in totals.items()}
 
 
 def _check_finite(terms: dict, epoch: int, step: int, checkpoint_path,
