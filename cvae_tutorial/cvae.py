@@ -233,9 +233,10 @@ class CVAE(nn.Module):
     @torch.no_grad()
     def sample_latents(self, y: Tensor, paper_shortcut: bool = False,
                        generator: torch.Generator | None = None,
-                       temperature: float = 1.0) -> Tensor:
+                       temperature: float = 1.0, noise: Tensor | None = None) -> Tensor:
         """z ~ p(z|y). With the flow prior z = f⁻¹(mu_p + sigma_p ε), the correct sampler;
-        ``paper_shortcut=True`` skips f⁻¹ as the paper's §3.3 does (wrong unless f = identity)."""
+        ``paper_shortcut=True`` skips f⁻¹ as the paper's §3.3 does (wrong unless f = identity).
+        ``noise``: the ε [batch, latent_dim] to use (the same ε for other labels pairs samples)."""
         _, y = self._check_inputs(None, y)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
                 not 0 <= temperature < float("inf"):
@@ -247,7 +248,14 @@ class CVAE(nn.Module):
                              f"interpolate), got values in [{y.min().item():.4g}, "
                              f"{y.max().item():.4g}]")
         mu_p, log_sigma_p = self.prior_params(y)
-        eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
+        if noise is None:
+            eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device,
+                              dtype=mu_p.dtype)
+        elif not isinstance(noise, Tensor) or noise.shape != mu_p.shape:
+            raise ValueError(f"noise must be a tensor of shape {tuple(mu_p.shape)} (one ε per "
+                             f"row of y), got {tuple(getattr(noise, 'shape', ()))}")
+        else:
+            eps = noise.to(mu_p)
         u = mu_p + torch.exp(log_sigma_p) * eps * temperature
         if self.has_flow_prior and not paper_shortcut:
             u, _ = self.flow.inverse(u)
@@ -255,9 +263,10 @@ class CVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, y: Tensor, paper_shortcut: bool = False,
-               generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
+               generator: torch.Generator | None = None, temperature: float = 1.0,
+               noise: Tensor | None = None) -> Tensor:
         """Decoder means x̂ in [0, 1] for z ~ p(z|y), one image per row of ``y``."""
-        z = self.sample_latents(y, paper_shortcut, generator, temperature)
+        z = self.sample_latents(y, paper_shortcut, generator, temperature, noise)
         return self.decode(z, y.to(z.dtype))
 
 

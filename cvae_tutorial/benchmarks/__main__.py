@@ -1,4 +1,4 @@
-"""``python -m cvae_tutorial.benchmarks train|profile|rehearsal|fid [options]``."""
+"""``python -m cvae_tutorial.benchmarks train|profile|rehearsal|fid|evaluation [options]``."""
 import importlib
 import sys
 
@@ -6,7 +6,7 @@ import sys
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     benchmarks = {"train": "training", "profile": "profile", "rehearsal": "rehearsal",
-                  "fid": "fid"}
+                  "fid": "fid", "evaluation": "evaluation"}
     if not argv or argv[0] not in benchmarks:
         raise SystemExit(f"usage: python -m cvae_tutorial.benchmarks {{{','.join(benchmarks)}}} "
                          f"[options]")

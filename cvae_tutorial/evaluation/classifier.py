@@ -15,7 +15,6 @@ from ..checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from ..config import ConfigError, check_field_types, resolve_device
 from ..data.batches import epoch_batches, flip_mask, load_batch
 from ..data.images import AttributeImages, to_float
-from .fid import data_fingerprint
 
 
 @dataclass
@@ -65,20 +64,6 @@ class AttributeClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-class ClassifierFeatures(nn.Module):
-    """The classifier's penultimate layer as a feature space for a Fréchet distance: FD_attr."""
-
-    def __init__(self, classifier: AttributeClassifier):
-        super().__init__()
-        self.classifier = classifier
-        self.name = "FD_attr"
-        self.protocol = (f"Fréchet distance in the attribute classifier's "
-                         f"{classifier.config.feature_dim}-d penultimate features (not FID)")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier.features(x)
-
-
 def _classifier_state(classifier, data_key, history):
     return {"format": CHECKPOINT_FORMAT, "kind": "attribute_classifier",
             "config": asdict(classifier.config), "data": data_key,
@@ -99,7 +84,7 @@ def train_attribute_classifier(train_data: AttributeImages, config: ClassifierCo
                           f"{train_data.image_size}px")
     device = resolve_device(device)
     data_key = {"attribute_names": list(train_data.attribute_names), "num_images": len(train_data),
-                "fingerprint": data_fingerprint(train_data.images, train_data.labels)}
+                "fingerprint": train_data.fingerprint()["digest"]}
     classifier = AttributeClassifier(config)
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)

@@ -4,11 +4,9 @@ compares marginals, so neither can tell a model that follows y from one that ign
 
 - :func:`balanced_accuracy`: per attribute, the mean of the recalls of its two values (a constant
   guesser scores 0.5 whatever the base rate);
-- :func:`flip_test`: same noise, one attribute flipped; how often the classifier sees the change
-  in the flipped direction;
-- :func:`joint_frechet_distance` and :func:`shuffled_label_control`: a Fréchet distance between
-  (features, labels) pairs, and the same with the samples drawn for permuted labels; a distance
-  that does not move under the shuffle is blind to conditioning;
+- :func:`joint_frechet_distance`: a Fréchet distance between (features, labels) pairs; with the
+  samples drawn for permuted labels (:mod:`.metrics`), a distance that does not move under the
+  shuffle is blind to conditioning;
 - :func:`named_attribute_agreement`: how well samples carry a named attribute set, judged on the
   named attributes only.
 """
@@ -18,9 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data.images import to_uint8
 from .classifier import predict_attributes
-from .fid import feature_statistics, frechet_distance_from_statistics, image_features
+from .frechet import feature_statistics, frechet_distance_from_statistics
 
 
 def balanced_accuracy(predictions: Tensor, labels: Tensor) -> Tensor:
@@ -48,34 +45,6 @@ def balanced_attribute_accuracy(classifier: nn.Module, images: Tensor, labels: T
     return balanced_accuracy(predict_attributes(classifier, images, batch_size), labels)
 
 
-def _samples(model, labels: Tensor, seed: int, batch_size: int) -> Tensor:
-    """uint8 samples for every row of ``labels``; the same seed gives the same noise."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.cat([to_uint8(model.sample(labels[start:start + batch_size].to(device),
-                                            generator=generator)).cpu()
-                      for start in range(0, len(labels), batch_size)])
-
-
-@torch.no_grad()
-def flip_test(model, classifier: nn.Module, labels: Tensor, seed: int = 0,
-              batch_size: int = 100) -> Tensor:
-    """Per attribute a [A]: the fraction of rows in which, with the same noise, the classifier
-    reads a as asked both for ``labels`` and for ``labels`` with a flipped — it sees the change,
-    in the flipped direction. A model that ignores y draws the same image both times, so it
-    scores 0; a perfect one scores 1."""
-    labels = labels.float().cpu()
-    base = predict_attributes(classifier, _samples(model, labels, seed, batch_size))
-    rates = []
-    for a in range(labels.shape[1]):
-        flipped = labels.clone()
-        flipped[:, a] = 1 - flipped[:, a]
-        reading = predict_attributes(classifier, _samples(model, flipped, seed, batch_size))
-        rates.append(((base[:, a] == labels[:, a]) & (reading[:, a] == flipped[:, a]))
-                     .float().mean())
-    return torch.stack(rates)
-
-
 def joint_statistics(features, labels, scale: float) -> tuple:
     """(mean, covariance) of the (features, scale·labels) pairs."""
     return feature_statistics(np.concatenate([np.asarray(features, np.float64),
@@ -96,32 +65,6 @@ def joint_frechet_distance(fake_features, fake_labels, real_joint: dict) -> floa
     return frechet_distance_from_statistics(
         *joint_statistics(fake_features, fake_labels, real_joint["scale"]),
         real_joint["mu"], real_joint["sigma"])
-
-
-@torch.no_grad()
-def shuffled_label_control(model, labels: Tensor, extractor: nn.Module, real_statistics: tuple,
-                           real_joint: dict, seed: int = 0, batch_size: int = 100,
-                           features=None) -> dict:
-    """The Fréchet distances of samples drawn for ``labels`` and of samples drawn for a
-    permutation of them (same noise), both judged against the real set and ``labels``.
-
-    Returns {"distance", "shuffled_distance"} (marginal: the samples alone, as FID) and
-    {"joint_distance", "shuffled_joint_distance"} (:func:`joint_frechet_distance`). A metric
-    whose shuffled value equals its plain one cannot see conditioning; the marginal one cannot
-    by construction (a permutation keeps the labels' distribution). ``features``: those of the
-    unshuffled samples, if already computed with the same seed.
-    """
-    labels = labels.float().cpu()
-    permutation = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    result = {}
-    for prefix, conditioned_on in (("", labels), ("shuffled_", labels[permutation])):
-        if features is None or prefix:
-            features = image_features(extractor, _samples(model, conditioned_on, seed,
-                                                          batch_size), batch_size, progress=False)
-        result[prefix + "distance"] = frechet_distance_from_statistics(
-            *feature_statistics(features), *real_statistics)
-        result[prefix + "joint_distance"] = joint_frechet_distance(features, labels, real_joint)
-    return result
 
 
 def named_attribute_agreement(classifier: nn.Module, images: Tensor, attribute_names,

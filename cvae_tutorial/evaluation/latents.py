@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ..data.batches import load_batch
 from ..data.images import AttributeImages
-from .fid import feature_statistics, frechet_distance_from_statistics
+from .frechet import feature_statistics, frechet_distance_from_statistics
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Var_x E_q[z_d] > 0.01 makes a unit active
 

@@ -1,12 +1,17 @@
-"""Evaluating a run (chapter 6): every checkpoint's likelihoods, Fréchet distance, attribute
-fidelity (plain and balanced accuracy, the flip test), the shuffled-label control and its latent
-space (prior hole, active units) on the test split, in one table beside the paper's Table 1
-(``results.csv``, ``.md``)."""
+"""Evaluating a run (chapter 6): every checkpoint's likelihoods, distances (at N, extrapolated
+to N = ∞, KID, against the real-vs-real floor), attribute fidelity, the shuffled-label control and
+its latent space on the test split, in one table beside the paper's Table 1 (``results.csv``,
+``.md``), with the protocol card.
+
+:func:`prepare_evaluation` builds what every model is measured against once (the classifier, the
+reference and floor features); :func:`evaluate_model` draws from a model once
+(:func:`~.draws.draw`), reads each image set once (:class:`~.judge.Judge`) and computes every
+column of :data:`~.metrics.METRICS` from those tensors.
+"""
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -14,22 +19,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..checkpoints import checkpoint_path, load_model, seed_dir
 from ..config import ConfigError, check_int, resolve_device
 from ..cvae import PAPER_MODEL_NAMES, run_config, run_name
 from ..data.images import AttributeImages
-from ..files import fingerprint
 from ..files import atomic_write
-from .classifier import (AttributeClassifier, ClassifierConfig, ClassifierFeatures,
-                         attribute_accuracy, train_attribute_classifier)
-from .conditioning import (balanced_attribute_accuracy, flip_test, real_joint_statistics,
-                           shuffled_label_control)
-from .fid import (InceptionWeightsError, data_fingerprint, generated_features, image_features,
-                  load_fid_inception, real_statistics, statistics_cache_path)
-from .latents import active_units, posterior_codes, prior_hole_distance
-from .likelihood import dataset_log_weights, likelihood_summary
+from .classifier import AttributeClassifier, ClassifierConfig, train_attribute_classifier
+from .conditioning import balanced_accuracy, real_joint_statistics
+from .draws import draw
+from .frechet import curve_sizes
+from .inception import InceptionWeightsError, load_fid_inception
+from .judge import Judge
+from .metrics import COLUMNS, METRICS, floor_columns, read_draws
+from .protocol import (ProtocolCard, load_reference, preprocessing, reference_path,
+                       save_reference)
 from .seeds import summarize, summary_markdown
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
@@ -37,30 +42,19 @@ from .seeds import summarize, summary_markdown
 PAPER_FID = {"gaussian": 300.9, "sigma": 173.5, "sigma_flow": 164.5}
 PAPER_NLL_NOTE = ("the paper's NLL column (-4218 ... -6702) states no units, dequantisation or "
                   "decoder σ, so it is not reproducible and not compared")
-# The columns of the table over seeds (mean ± s.e.): row key -> (header, format); {d} is the
-# distance's name (FID or FD_attr).
-SUMMARY_COLUMNS = {
-    "neg_elbo_nats": ("−ELBO (nats)", ".1f"), "iw_nll_nats": ("IW-NLL (nats)", ".1f"),
-    "bits_per_dim": ("bits/dim", ".3f"), "decoder_sigma": ("decoder σ", ".4f"),
-    "distance": ("{d}", ".2f"), "shuffled_distance": ("{d}, shuffled labels", ".2f"),
-    "joint_distance": ("joint {d}", ".2f"),
-    "shuffled_joint_distance": ("joint {d}, shuffled labels", ".2f"),
-    "attribute_accuracy": ("attribute acc.", ".3f"),
-    "balanced_accuracy": ("balanced acc.", ".3f"), "flip_rate": ("flip rate", ".3f"),
-    "prior_hole": ("prior hole", ".2f"), "active_units": ("active units", ".1f")}
 
 
 @dataclass
 class Evaluation:
-    """What every model of a run is measured with, built once (classifier, features, real stats)."""
+    """What every model of a run is measured against, built once."""
 
     test_data: AttributeImages
-    classifier: AttributeClassifier
-    features: nn.Module
-    real_mu: np.ndarray
-    real_sigma: np.ndarray
-    real_joint: dict  # the real (features, labels) statistics of the shuffled-label control
-    real_accuracy: Tensor
+    judge: Judge
+    card: ProtocolCard
+    reference: np.ndarray     # features [N, D] of the first N test images
+    floor: np.ndarray         # features [N, D] of N other real images (the floor)
+    real_joint: dict          # the reference's joint (features, labels) statistics
+    real_accuracy: Tensor     # [A] the classifier on the real test images: the ceilings
     real_balanced_accuracy: Tensor
     num_samples: int
     iw_samples: int
@@ -68,96 +62,123 @@ class Evaluation:
     batch_size: int
     seed: int
     device: torch.device
-    flip_samples: int = 256  # labels the flip test draws for (A + 1 sample sets of that size)
+    flip_samples: int
+    curve_sizes: list
+    kid_block: int
+    floor_row: dict | None = None  # the floor's columns, the same in every row
+
+    def __post_init__(self):
+        if self.floor_row is None:
+            self.floor_row = floor_columns(self)
+
+    @property
+    def classifier(self) -> AttributeClassifier:
+        return self.judge.classifier
 
     @property
     def distance_name(self) -> str:
-        return self.features.name
+        return self.judge.name
 
     @property
     def protocol(self) -> str:
         return (f"{self.distance_name}: {self.num_samples} samples conditioned on the first "
                 f"{self.num_samples} test labels vs those {self.num_samples} test images at "
                 f"{self.test_data.image_size}x{self.test_data.image_size}, both quantised to "
-                f"uint8; {self.features.protocol}. Likelihoods: {self.likelihood_images} test "
+                f"uint8; {self.judge.protocol}. Likelihoods: {self.likelihood_images} test "
                 f"images, K={self.iw_samples}, uniform dequantisation, fixed decoder σ")
 
 
-def _weights_fingerprint(module: nn.Module) -> str:
-    return fingerprint((tensor.detach().cpu().contiguous().numpy().tobytes()
-                        for tensor in module.state_dict().values()), 10)
-
-
 def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, *,
+                       floor_data: AttributeImages | None = None,
                        dataset: str = "embedded", device="auto", feature_space: str = "auto",
                        inception_weights: str | os.PathLike | None = None,
                        num_samples: int = 1000, iw_samples: int = 100,
                        likelihood_images: int = 256, batch_size: int = 100, seed: int = 0,
-                       flip_samples: int = 256,
+                       flip_samples: int = 256, kid_block: int = 100,
                        cache_dir: str | os.PathLike | None = None,
                        classifier: AttributeClassifier | None = None,
                        classifier_config: ClassifierConfig | None = None,
                        progress: bool = True) -> Evaluation:
-    """Train (or load) the attribute classifier, pick the feature space and compute (or load)
-    the real test statistics.
+    """Train (or load) the attribute classifier, pick the feature space and read (or load) the
+    real images' features.
 
     ``feature_space``: 'inception' (FID; an error says where the weights go when none are
     found), 'attribute' (FD_attr), or 'auto' (FID when the weights are found, else FD_attr with
-    a warning that says why). ``flip_samples``: the flip test uses the first that many of the
-    ``num_samples`` labels (it draws A + 1 sample sets, one per flipped attribute).
+    a warning that says why). The reference is the first ``num_samples`` test images; the floor
+    compares it with ``num_samples`` other real images: ``floor_data`` (e.g. the validation
+    split), else the next ``num_samples`` test images. ``flip_samples``: the flip test uses the
+    first that many labels. ``kid_block``: KID's block size (its s.e. needs two blocks).
     """
     if feature_space not in ("auto", "inception", "attribute"):
         raise ConfigError(f"feature_space must be 'auto', 'inception' or 'attribute', got "
                           f"{feature_space!r}")
     check_int("num_samples", num_samples, 2)  # a covariance needs two images
     for name, value in (("iw_samples", iw_samples), ("likelihood_images", likelihood_images),
-                        ("batch_size", batch_size), ("flip_samples", flip_samples)):
+                        ("batch_size", batch_size), ("flip_samples", flip_samples),
+                        ("kid_block", kid_block)):
         check_int(name, value, 1)
     if num_samples > len(test_data):
         raise ConfigError(f"num_samples={num_samples} exceeds the {len(test_data)} test images "
                           f"it is compared with; lower num_samples")
+    if floor_data is None:
+        if len(test_data) < 2 * num_samples:
+            raise ConfigError(f"the real-vs-real floor needs {num_samples} real images besides "
+                              f"the {num_samples} reference ones, but the test split has "
+                              f"{len(test_data)}; pass floor_data (e.g. the validation split) "
+                              f"or lower num_samples")
+        floor_data, floor_name = (AttributeImages(test_data.images[num_samples:],
+                                                  test_data.labels[num_samples:],
+                                                  test_data.attribute_names),
+                                  f"test split, images {num_samples + 1}-{2 * num_samples}")
+    else:
+        floor_name = f"another split, first {num_samples} images"
+    if len(floor_data) < num_samples:
+        raise ConfigError(f"floor_data has {len(floor_data)} images, fewer than num_samples="
+                          f"{num_samples}; pass a larger set or lower num_samples")
     device = resolve_device(device)
     if classifier is None:
         ckpt = Path(cache_dir) / "attribute_classifier.pt" if cache_dir is not None else None
         classifier = train_attribute_classifier(train_data, classifier_config, ckpt, device,
                                                 progress)
-    classifier = classifier.to(device).eval()
-    features = _feature_space(feature_space, inception_weights, classifier, device)
-    real_images = test_data.images[:num_samples]
-    key = data_fingerprint(real_images, test_data.labels[:num_samples])
-    if isinstance(features, ClassifierFeatures):  # its space depends on the classifier's weights
-        key += "_" + _weights_fingerprint(classifier)
-    cache = None if cache_dir is None else statistics_cache_path(
-        cache_dir, features.name, dataset, "test", test_data.image_size, num_samples, key)
-    real_mu, real_sigma = real_statistics(features, real_images, cache, batch_size, progress)
-    real_joint = _real_joint(features, real_images, test_data.labels[:num_samples], cache,
-                             batch_size, progress)
-    real_accuracy = attribute_accuracy(classifier, test_data.images, test_data.labels)
-    real_balanced = balanced_attribute_accuracy(classifier, test_data.images, test_data.labels)
-    return Evaluation(test_data, classifier, features, real_mu, real_sigma, real_joint,
-                      real_accuracy, real_balanced, num_samples, iw_samples,
-                      min(likelihood_images, len(test_data)), batch_size, seed, device,
-                      min(flip_samples, num_samples))
+    judge = Judge(classifier.to(device).eval(),
+                  _feature_network(feature_space, inception_weights, device), batch_size)
+    reference_set, floor_set = test_data.subset(num_samples), floor_data.subset(num_samples)
+    sizes = curve_sizes(num_samples)
+    card = ProtocolCard(
+        dataset=dataset, image_size=test_data.image_size,
+        reference=f"test split, first {num_samples} images",
+        reference_digest=reference_set.fingerprint()["digest"], floor=floor_name,
+        floor_digest=floor_set.fingerprint()["digest"], num_samples=num_samples,
+        preprocessing=preprocessing(dataset, test_data.image_size),
+        quantisation="real and generated images rounded to uint8 in memory, as image files "
+                     "are; no file round trip (no PNG/JPEG encoding)",
+        feature_network=judge.protocol, weights_sha256=judge.weights_sha256,
+        labels=f"sample i is drawn for the labels of reference image i; the flip test uses "
+               f"the first {min(flip_samples, num_samples)}",
+        seed=seed, curve=f"FD at N = {', '.join(map(str, sizes))} (same N of samples and "
+                         f"reference images, random subsets), fit FD_N = FD∞ + b/N",
+        kid=f"unbiased MMD², kernel (x·y/d + 1)³, mean ± s.e. over disjoint blocks of "
+            f"{kid_block}")
+    path = None if cache_dir is None else reference_path(cache_dir, card, judge.name)
+    stored = None if path is None else load_reference(path, card, ("reference", "floor"))
+    if stored is None:
+        stored = {"reference": judge.read(reference_set.images, desc="features (reference)",
+                                          progress=progress).features,
+                  "floor": judge.read(floor_set.images, desc="features (floor)",
+                                      progress=progress).features}
+        if path is not None:
+            save_reference(path, card, **stored)
+    real = judge.read(test_data.images, features=False).predictions
+    return Evaluation(
+        test_data, judge, card, stored["reference"], stored["floor"],
+        real_joint_statistics(stored["reference"], reference_set.labels),
+        (real == test_data.labels).float().mean(0), balanced_accuracy(real, test_data.labels),
+        num_samples, iw_samples, min(likelihood_images, len(test_data)), batch_size, seed,
+        device, min(flip_samples, num_samples), sizes, kid_block)
 
 
-def _real_joint(features: nn.Module, images: Tensor, labels: Tensor, cache: Path | None,
-                batch_size: int, progress: bool) -> dict:
-    """The real set's joint (features, labels) statistics, cached beside the feature statistics."""
-    path = None if cache is None else cache.with_name("joint_" + cache.name)
-    if path is not None and path.is_file():
-        with np.load(path) as stored:
-            return {"scale": float(stored["scale"]), "mu": stored["mu"], "sigma": stored["sigma"]}
-    joint = real_joint_statistics(image_features(features, images, batch_size, progress,
-                                                 "features (real, joint)"), labels)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda file: np.savez(file, **joint))
-    return joint
-
-
-def _feature_space(feature_space: str, inception_weights, classifier: AttributeClassifier,
-                   device: torch.device) -> nn.Module:
-    """The FID Inception where asked and found; else the classifier's features (FD_attr)."""
+def _feature_network(feature_space: str, inception_weights, device: torch.device):
+    """The FID Inception where asked and found; None (the classifier's features: FD_attr) else."""
     if feature_space in ("auto", "inception"):
         try:
             return load_fid_inception(inception_weights, device)
@@ -165,11 +186,12 @@ def _feature_space(feature_space: str, inception_weights, classifier: AttributeC
             if feature_space == "inception":
                 raise
             warnings.warn(f"No FID: {error}. Using FD_attr instead.", stacklevel=3)
-    return ClassifierFeatures(classifier)
+    return None
 
 
 def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict:
-    """One row of the results table for a loaded model.
+    """One row of the results table for a loaded model: draw once, read each set once, and
+    compute every metric of :data:`~.metrics.METRICS` from those tensors.
 
     Likelihoods use the model's fixed decoder σ: σ = 1 for ``gaussian``, the training-set σ* for
     the σ-models and for ``mse_kl``, whose loss has no σ of its own.
@@ -182,53 +204,20 @@ def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict
                           f"attributes at {model.config.image_size}px but the test data has "
                           f"{data.num_attributes} at {data.image_size}px; load the matching data")
     model = model.to(ev.device).eval()
-    name = model.config.model
-    log_w = dataset_log_weights(model, data, ev.iw_samples, ev.likelihood_images, seed=ev.seed,
-                                progress=progress)
-    likelihoods = likelihood_summary(log_w, 3 * data.image_size ** 2)
-    labels = data.labels[:ev.num_samples]
-    generated, samples = generated_features(model, labels, ev.features, ev.batch_size, ev.seed,
-                                            progress)
-    control = shuffled_label_control(model, labels, ev.features, (ev.real_mu, ev.real_sigma),
-                                     ev.real_joint, ev.seed, ev.batch_size, features=generated)
-    accuracy = attribute_accuracy(ev.classifier, samples, labels)
-    row = {"model": run_name(model.config), "encoder_sees_labels": model.config.encoder_sees_labels,
-           **likelihoods, "decoder_sigma": math.exp(model.decoder_log_sigma.item()),
-           "distance_name": ev.distance_name, "distance": control["distance"],
-           "paper_fid": PAPER_FID.get(name, float("nan")),
-           "attribute_accuracy": accuracy.mean().item(),
+    draws = draw(model, data.images[:ev.num_samples], data.labels[:ev.num_samples],
+                 ev.flip_samples, ev.seed, ev.batch_size, progress)
+    readings = read_draws(ev.judge, draws)
+    row = {"model": run_name(model.config),
+           "encoder_sees_labels": model.config.encoder_sees_labels,
+           "distance_name": ev.distance_name,
+           "paper_fid": PAPER_FID.get(model.config.model, float("nan")),
            "real_attribute_accuracy": ev.real_accuracy.mean().item(),
-           "num_samples": ev.num_samples, "protocol": ev.protocol}
-    row.update({f"accuracy_{attr}": value.item()
-                for attr, value in zip(data.attribute_names, accuracy)})
-    row.update(_conditioning_columns(model, ev, samples, labels, control))
-    row.update(_latent_columns(model, ev))
+           "real_balanced_accuracy": ev.real_balanced_accuracy.mean().item(),
+           "num_samples": ev.num_samples, "protocol": ev.protocol, "card_key": ev.card.key()}
+    for metric in METRICS:
+        row.update(metric(model, draws, readings, ev))
+    row.update(ev.floor_row)
     return row
-
-
-def _conditioning_columns(model, ev: Evaluation, samples: Tensor, labels: Tensor,
-                          control: dict) -> dict:
-    """Balanced accuracy, the flip test and the shuffled-label control (chapter 6)."""
-    balanced = balanced_attribute_accuracy(ev.classifier, samples, labels)
-    flips = flip_test(model, ev.classifier, labels[:ev.flip_samples], ev.seed, ev.batch_size)
-    columns = {"balanced_accuracy": balanced.mean().item(),
-               "real_balanced_accuracy": ev.real_balanced_accuracy.mean().item(),
-               "flip_rate": flips.mean().item(), "flip_samples": ev.flip_samples,
-               "shuffled_distance": control["shuffled_distance"],
-               "joint_distance": control["joint_distance"],
-               "shuffled_joint_distance": control["shuffled_joint_distance"]}
-    for attr, value, flip in zip(ev.test_data.attribute_names, balanced, flips):
-        columns[f"balanced_accuracy_{attr}"] = value.item()
-        columns[f"flip_rate_{attr}"] = flip.item()
-    return columns
-
-
-def _latent_columns(model, ev: Evaluation) -> dict:
-    """The prior hole and the active units, over the first ``num_samples`` test images."""
-    means, _ = posterior_codes(model, ev.test_data, ev.num_samples, seed=ev.seed)
-    return {"prior_hole": prior_hole_distance(model, ev.test_data, ev.num_samples,
-                                              seed=ev.seed),
-            "active_units": active_units(means), "latent_dim": model.config.latent_dim}
 
 
 def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
@@ -271,43 +260,36 @@ def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
             row = evaluate_checkpoint(checkpoint_path(folder, name), train_data, test_data,
                                       evaluation=evaluation, progress=progress)
             rows.append(row if seed is None else {"seed": seed, **row})
-    write_results(rows, run_dir)
+    write_results(rows, run_dir, evaluation.card)
     return rows
 
 
 # ----------------------------------------------------------------------------------------------
 # Tables
 # ----------------------------------------------------------------------------------------------
-def results_markdown(rows: list) -> str:
-    """The results as a Markdown table next to the paper's Table 1 FIDs, with the protocol: one
-    line per model, or, for rows of several seeds, the mean ± s.e. over them."""
+def results_markdown(rows: list, card: ProtocolCard | None = None) -> str:
+    """The results as a Markdown table next to the paper's Table 1 FIDs: one line per model,
+    the mean ± s.e. over its seeds (or its value, from one run); then the real-vs-real floor,
+    how to read the columns and the protocol card."""
     if not rows:
         raise ValueError("no results rows to format")
-    name = rows[0]["distance_name"]
-    if len({row.get("seed") for row in rows}) > 1:
-        return summary_table(rows) + "\n" + "\n\n".join(_notes(rows)) + "\n"
-    lines = [f"| model | −ELBO (nats) | IW-NLL (nats, K={rows[0]['iw_samples']}) | bits/dim | "
-             f"decoder σ | {name} (ours) | FID (paper) | attribute acc. (samples) | "
-             f"attribute acc. (real test) | balanced acc. (samples) | balanced acc. (real "
-             f"test) | flip rate | {name}, shuffled labels | joint {name} | joint {name}, "
-             f"shuffled labels | prior hole | active units |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['neg_elbo_nats']:.1f} | {r['iw_nll_nats']:.1f} | "
-                     f"{r['bits_per_dim']:.3f} | {r['decoder_sigma']:.4f} | {r['distance']:.2f} | "
-                     f"{r['paper_fid']:.1f} | {r['attribute_accuracy']:.3f} | "
-                     f"{r['real_attribute_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
-                     f"{r['real_balanced_accuracy']:.3f} | {r['flip_rate']:.3f} | "
-                     f"{r['shuffled_distance']:.2f} | {r['joint_distance']:.2f} | "
-                     f"{r['shuffled_joint_distance']:.2f} | {r['prior_hole']:.2f} | "
-                     f"{r['active_units']} of {r['latent_dim']} |")
-    return "\n".join(lines) + "\n\n" + "\n\n".join(_notes(rows)) + "\n"
+    return (summary_table(rows) + "\n" + floor_line(rows[0]) + "\n\n"
+            + "\n\n".join(_notes(rows)) + "\n" + ("\n" + card.markdown() if card else ""))
 
 
-def summary_table(rows: list, columns=tuple(SUMMARY_COLUMNS), titles: dict | None = None) -> str:
-    """Mean ± s.e. over the seeds of each model, for ``columns`` (keys of SUMMARY_COLUMNS)."""
+def floor_line(row: dict) -> str:
+    """The distances between two disjoint real sets at the same N: a perfect model's values."""
+    name = row["distance_name"]
+    return (f"Real-vs-real floor (two disjoint real sets of N = {row['num_samples']}): "
+            f"{name} {float(row['floor_distance']):.2f}, {name}∞ "
+            f"{float(row['floor_distance_inf']):.2f} ± {float(row['floor_distance_inf_se']):.2f}, "
+            f"KID {float(row['floor_kid']):.3f} ± {float(row['floor_kid_se']):.3f}.")
+
+
+def summary_table(rows: list, columns=tuple(COLUMNS), titles: dict | None = None) -> str:
+    """Mean ± s.e. over the seeds of each model, for ``columns`` (keys of COLUMNS)."""
     name = rows[0]["distance_name"]
-    chosen = {c: (SUMMARY_COLUMNS[c][0].format(d=name), SUMMARY_COLUMNS[c][1]) for c in columns}
+    chosen = {c: (COLUMNS[c].header.format(d=name), COLUMNS[c].fmt) for c in columns}
     return summary_markdown(summarize(rows, chosen), chosen, titles)
 
 
@@ -315,10 +297,15 @@ def _notes(rows: list) -> list:
     """The protocol and how to read the columns, under every results table."""
     name = rows[0]["distance_name"]
     paper = ", ".join(f"{model} {fid}" for model, fid in PAPER_FID.items())
+    comparable = (f"they are not comparable with {name}, a different feature space"
+                  if name != "FID" else "compare orderings, and values only under the same "
+                  "protocol card (N, resolution, resize filter, reference split)")
     notes = [f"Protocol: {rows[0]['protocol']}.", f"The paper's Table 1 FIDs: {paper}.",
-             f"The paper's FIDs come from another, unstated protocol; "
-             f"{'they are not comparable with ' + name + ', a different feature space' if name != 'FID' else 'compare orderings, not values'}.",
+             f"The paper's FIDs come from another, unstated protocol; {comparable}.",
              f"NLL: {PAPER_NLL_NOTE}.",
+             f"{name} is biased upward at finite N; {name}∞ extrapolates the N-curve to "
+             f"N = ∞ (Chong & Forsyth 2020), KID is unbiased at any N (Bińkowski et al. 2018); "
+             f"the floor is what two real sets score. "
              "Balanced accuracy: the mean of the two recalls per attribute (a constant guess "
              "scores 0.5). Flip rate: same noise, one attribute flipped, the fraction of "
              "samples in which the classifier sees the change in the flipped direction. "
@@ -332,7 +319,8 @@ def _notes(rows: list) -> list:
     return notes
 
 
-def write_results(rows: list, folder: str | os.PathLike) -> tuple:
+def write_results(rows: list, folder: str | os.PathLike,
+                  card: ProtocolCard | None = None) -> tuple:
     """Write ``results.csv`` (every column) and ``results.md`` into ``folder``; return both paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -344,5 +332,5 @@ def write_results(rows: list, folder: str | os.PathLike) -> tuple:
     writer.writerows(rows)
     # atomic: a reader (or a crash) never sees half a table
     atomic_write(csv_path, lambda file: file.write(table.getvalue().encode("utf-8")))
-    atomic_write(md_path, lambda file: file.write(results_markdown(rows).encode("utf-8")))
+    atomic_write(md_path, lambda file: file.write(results_markdown(rows, card).encode("utf-8")))
     return csv_path, md_path
