@@ -77,9 +77,10 @@ def frechet_distance(features_a, features_b) -> float:
 def curve_sizes(count: int, smallest: int = 50, points: int = 5) -> list:
     """Sample sizes for :func:`frechet_curve`: about ``points`` sizes, geometric from
     ``smallest`` up to ``count`` (all), each an integer >= 2."""
-    if count < 2:
-        raise FrechetDistanceError(f"a Fréchet curve needs at least 2 images, got {count}")
-    smallest = min(smallest, count)
+    if count < 3:
+        raise FrechetDistanceError(f"a Fréchet curve needs two sizes of at least 2 images, so "
+                                   f"3 images or more; got {count}")
+    smallest = min(smallest, max(2, count // 4))
     sizes = np.unique(np.geomspace(smallest, count, points).round().astype(int))
     return [int(size) for size in sizes if size >= 2]
 
@@ -104,9 +105,9 @@ def frechet_curve(features_a, features_b, sizes=None, repeats: int = 3,
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     count = min(len(a), len(b))
     sizes = curve_sizes(count) if sizes is None else [int(size) for size in sizes]
-    if max(sizes) > count or min(sizes) < 2:
-        raise FrechetDistanceError(f"curve sizes must be in [2, {count}] (the smaller set), "
-                                   f"got {sizes}")
+    if max(sizes) > count or min(sizes) < 2 or len(set(sizes)) < 2:
+        raise FrechetDistanceError(f"curve sizes must be at least two sizes in [2, {count}] "
+                                   f"(the smaller set), got {sizes}")
     rng = np.random.default_rng(seed)
     xs, ys, means = [], [], []
     for size in sizes:
