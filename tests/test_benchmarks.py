@@ -137,3 +137,21 @@ def test_benchmark_options_are_one_line_before_any_work(benchmark, options, name
     assert stopped.value.code == 2  # argparse's usage error, not a traceback
     error = capsys.readouterr().err
     assert re.search(named, error) and "Traceback" not in error
+
+
+def test_evaluation_benchmark_counts_one_draw_and_one_reading_per_image_set(capsys):
+    # a row reads N samples, N shuffled-label samples and A flip sets of N (N < flip_samples);
+    # a second sampling of any set (the bug this layer removed) shows in every count
+    from cvae_tutorial.benchmarks.evaluation import main as evaluation_main
+
+    evaluation_main(["--num-samples", "40", "--image-size", "16"])
+    out = capsys.readouterr().out
+    counts = {name: int(count) for name, count in
+              re.findall(r"^  (classifier|decoder|encoder|prior latents)\s+(\d+) images", out,
+                         re.M)}
+    attributes = 10
+    assert counts["classifier"] == (2 + attributes) * 40
+    assert counts["prior latents"] == (2 + attributes) * 40
+    assert counts["decoder"] == (2 + attributes) * 40 + 16 * 4  # + the IW bound's K x images
+    assert counts["encoder"] == 40 + 16
+    assert re.search(r"s per row", out)

@@ -15,7 +15,7 @@ from cvae_tutorial.evaluation import (PAPER_FID, ClassifierConfig, attribute_acc
                                       bits_per_dim, evaluate_checkpoint, evaluate_run,
                                       importance_weighted_bound, log_importance_weights,
                                       train_attribute_classifier)
-from cvae_tutorial.evaluation.fid import (FrechetDistanceError, frechet_distance,
+from cvae_tutorial.evaluation.frechet import (FrechetDistanceError, frechet_distance,
                                           frechet_distance_from_statistics)
 from cvae_tutorial.evaluation.likelihood import dequantize
 from cvae_tutorial.losses import gaussian_log_prob
@@ -262,10 +262,18 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
     assert float(table[2]["distance"]) == pytest.approx(rows[2]["distance"])
     markdown = (run_dir / "results.md").read_text()
     assert "FD_attr" in markdown and "300.9" in markdown and "not reproducible" in markdown
-    assert "| FID (ours)" not in markdown
-    assert "balanced acc. (samples)" in markdown and "flip rate" in markdown
+    assert "| FID" not in markdown
+    assert "balanced acc." in markdown and "flip rate" in markdown and "FD_attr∞" in markdown
     assert "FD_attr, shuffled labels" in markdown and "prior hole" in markdown
-    assert f"{rows[2]['active_units']} of 4" in markdown
+    # the scale: the floor of two disjoint real sets of the same N, and the protocol card
+    assert f"Real-vs-real floor (two disjoint real sets of N = 32): FD_attr " \
+           f"{rows[0]['floor_distance']:.2f}" in markdown
+    assert "**Protocol card**" in markdown and "test split, first 32 images" in markdown
+    assert "images 33-64" in markdown and rows[0]["card_key"] in markdown
+    for row in rows:
+        assert row["floor_distance"] == rows[0]["floor_distance"] > 0  # the bias at N = 32
+        assert math.isfinite(row["distance_inf"]) and math.isfinite(row["kid"])
+        assert len(row["distance_curve"]) == len(row["curve_sizes"]) >= 2
     # the cached classifier and statistics give the same row again
     row = evaluate_checkpoint(checkpoint_path(run_dir, "sigma_flow"), train_data, test_data,
                               cache_dir=run_dir / "eval_cache", **options)

@@ -137,13 +137,13 @@ def test_decode_with_the_wrong_latent_width_names_it():
 
 
 def test_a_model_with_nan_samples_is_an_error_naming_it():
-    from cvae_tutorial.evaluation.fid import NonFiniteSamplesError, generated_features
+    from cvae_tutorial.evaluation.draws import NonFiniteSamplesError, base_noise, sample_images
     model = _small("gaussian").eval()
     with torch.no_grad():
         model.decoder.head[0].weight.fill_(float("nan"))
     with pytest.raises(NonFiniteSamplesError, match=r"model gaussian produced non-finite .* in "
                                                     r"4 of 4 samples.*retrain"):
-        generated_features(model, torch.ones(4, 2), torch.nn.Flatten(), progress=False)
+        sample_images(model, torch.ones(4, 2), base_noise(4, model.config.latent_dim, 0))
 def test_flow_prior_depends_on_the_labels_after_a_few_steps():
     # the prior encoder starts at N(0, I) for every y; a few steps of training must make
     # p(z|y) differ between label vectors, or the prior is not conditional at all

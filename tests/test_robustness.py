@@ -315,16 +315,20 @@ def test_image_size_the_architecture_cannot_take(size):
 # FID with fewer than 2 images
 # ---------------------------------------------------------------------------------------------
 def test_frechet_distance_of_one_generated_image_is_a_clear_error(tiny_faces):
-    from cvae_tutorial.evaluation.fid import (FrechetDistanceError, frechet_distance,
-                                              generated_features, image_features)
+    from cvae_tutorial.data import to_float
+    from cvae_tutorial.evaluation.draws import base_noise, sample_images
+    from cvae_tutorial.evaluation.frechet import FrechetDistanceError, frechet_distance
     from cvae_tutorial.evaluation.report import prepare_evaluation
 
     train_data, test_data = tiny_faces
     torch.manual_seed(0)
     features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 8))
-    real = image_features(features, test_data.images, progress=False)
-    generated, _ = generated_features(fresh_model(), test_data.labels[:1], features,
-                                      progress=False)
+    model = fresh_model()
+    _, sample = sample_images(model, test_data.labels[:1],
+                              base_noise(1, model.config.latent_dim, 0))
+    with torch.no_grad():
+        real = features(to_float(test_data.images)).numpy()
+        generated = features(to_float(sample)).numpy()
     with pytest.raises(FrechetDistanceError, match=r"at least 2 images per set \(a covariance\), "
                                                    r"got 1; use more samples"):
         frechet_distance(generated, real)
