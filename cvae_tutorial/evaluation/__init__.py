@@ -10,7 +10,7 @@ from .classifier import (AttributeClassifier, ClassifierConfig, attribute_accura
 from .conditioning import (balanced_accuracy, balanced_attribute_accuracy,
                            joint_frechet_distance, named_attribute_agreement,
                            real_joint_statistics)
-from .draws import Draws, draw, sample_images
+from .draws import Draws, base_noise, draw, sample_images
 from .frechet import (curve_sizes, feature_statistics, frechet_curve, frechet_distance,
                       frechet_distance_from_statistics, kernel_distance)
 from .inception import load_fid_inception
@@ -25,7 +25,7 @@ from .report import (PAPER_FID, evaluate_checkpoint, evaluate_model, evaluate_ru
 from .seeds import (format_estimate, mean_and_error, separation, summarize, summary_markdown,
                     verdict)
 
-__all__ = ["active_units", "AttributeClassifier", "attribute_accuracy", "balanced_accuracy",
+__all__ = ["active_units", "AttributeClassifier", "base_noise", "attribute_accuracy", "balanced_accuracy",
            "balanced_attribute_accuracy", "bits_per_dim", "ClassifierConfig", "COLUMNS",
            "curve_sizes", "dataset_log_weights", "draw", "Draws", "evaluate_checkpoint",
            "evaluate_model", "evaluate_run", "feature_statistics", "floor_line",

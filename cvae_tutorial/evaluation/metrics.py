@@ -62,7 +62,8 @@ def distances(model, draws, readings, ev) -> dict:
     kid, kid_se = kernel_distance(fake, ev.reference, ev.kid_block, ev.seed)
     return {"distance": frechet_distance(fake, ev.reference),
             "distance_inf": curve.infinite, "distance_inf_se": curve.infinite_se,
-            "distance_curve": list(curve.distances), "kid": kid, "kid_se": kid_se,
+            "distance_slope": curve.slope, "distance_curve": list(curve.distances),
+            "kid": kid, "kid_se": kid_se,
             "shuffled_distance": frechet_distance(shuffled, ev.reference),
             "joint_distance": joint_frechet_distance(fake, draws.labels, ev.real_joint),
             "shuffled_joint_distance": joint_frechet_distance(shuffled, draws.labels,
@@ -117,5 +118,6 @@ def floor_columns(ev) -> dict:
     kid, kid_se = kernel_distance(ev.floor, ev.reference, ev.kid_block, ev.seed)
     return {"floor_distance": frechet_distance(ev.floor, ev.reference),
             "floor_distance_inf": curve.infinite, "floor_distance_inf_se": curve.infinite_se,
+            "floor_distance_slope": curve.slope,
             "floor_distance_curve": list(curve.distances), "floor_kid": kid,
             "floor_kid_se": kid_se, "curve_sizes": list(curve.sizes)}
