@@ -119,8 +119,11 @@ def main(argv=None) -> dict:
 
     from ..evaluation import evaluate_run  # chapter 5's evaluation cell (evaluate=True)
     started = time.perf_counter()
-    evaluate_run(runs, train_data, test_data, models=args.models, device=args.device,
-                 dataset="celeba", num_samples=args.eval_samples, iw_samples=args.iw_samples,
+    floor_data = load_dataset("celeba", "valid", args.image_size, root, num_workers=workers,
+                              num_images=args.eval_samples)
+    evaluate_run(runs, train_data, test_data, floor_data=floor_data, models=args.models,
+                 device=args.device, dataset="celeba", num_samples=args.eval_samples,
+                 iw_samples=args.iw_samples,
                  feature_space=args.feature_space, inception_weights=args.inception_weights)
     phases["evaluate"] = time.perf_counter() - started
 
