@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from cvae_tutorial import CVAE, CVAEConfig
-from cvae_tutorial.evaluation.conditioning import (balanced_accuracy, balanced_attribute_accuracy,
+from cvae_tutorial.evaluation.conditioning import (balanced_accuracy, balanced_accuracy_terms,
+                                                   balanced_attribute_accuracy,
                                                    flip_test, named_attribute_agreement,
                                                    real_joint_statistics, shuffled_label_control)
 from cvae_tutorial.evaluation.fid import feature_statistics, image_features
@@ -55,6 +56,25 @@ def test_balanced_accuracy_of_a_constant_majority_guesser_is_one_half():
     torch.testing.assert_close(balanced_accuracy(1 - labels, labels), torch.zeros(4))
     # one value missing: scored by the recall of the value present
     assert balanced_accuracy(torch.ones(5, 1), torch.ones(5, 1)).item() == 1.0
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
+    labels = torch.zeros(100, 4)
+    labels[:90, 0] = 1  # 90 % positive, always read as positive: recalls 1 and 0
+    labels[:30, 1] = 1  # read exactly
+    labels[:50, 2] = 1  # the first 40 of 50 positives read, no false positive
+    labels[:, 3] = 1    # one class only, 70 of 100 read right
+    read = torch.zeros(100, 4)
+    read[:, 0], read[:, 1], read[:40, 2], read[:70, 3] = 1, labels[:, 1], 1, 1
+    # scikit-learn's balanced_accuracy_score gives 0.5, 1.0, 0.9 and 0.7 (its one recall: not
+    # NaN, and not 1 as if the missing class were read right)
+    torch.testing.assert_close(balanced_accuracy(read, labels),
+                               torch.tensor([0.5, 1.0, 0.9, 0.7]))
+    terms = balanced_accuracy_terms(read, labels)
+    assert terms.shape == (100, 4)
+    torch.testing.assert_close(terms.mean(0).float(), balanced_accuracy(read, labels))
+    # a row's terms, averaged over attributes, average to the balanced accuracy over rows
+    assert terms.mean(1).mean().item() == pytest.approx(0.775)
 
 
 def test_balanced_accuracy_of_samples_sees_whether_a_model_follows_y():

@@ -19,7 +19,8 @@ import torch
 
 from ..config import ConfigError, check_image_size, resolve_device
 from ..data.faces import embedded_faces
-from ..evaluation.fid import (InceptionFeatures, InceptionWeightsError, data_fingerprint,
+from ..data.images import content_fingerprint
+from ..evaluation.fid import (InceptionFeatures, InceptionWeightsError,
                               feature_statistics, frechet_distance_from_statistics,
                               image_features, load_fid_inception,
                               random_fid_inception_state_dict, real_statistics,
@@ -85,7 +86,7 @@ def main(argv=None):
     image_features(features, real[:args.batch_size], args.batch_size, progress=False)  # warm-up
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = statistics_cache_path(cache_dir, features.name, "embedded", "test",
-                                      args.image_size, args.images, data_fingerprint(real))
+                                      args.image_size, args.images, content_fingerprint(real))
         timings = {label: _timed_distance(features, real, fake, cache, args.batch_size, device)
                    for label in ("cold: computes real stats", "warm: loads cached .npz")}
         size = Path(cache).stat().st_size

@@ -1,10 +1,12 @@
 """The evaluation layer (chapter 6): ``likelihood`` (ELBO, IW bound, bits/dim), ``classifier``
 (attribute fidelity, FD_attr), ``fid`` (Fréchet distances, the FID Inception), ``conditioning``
 (balanced accuracy, flip test, shuffled-label control), ``latents`` (prior hole, active units)
-``seeds`` (mean ± s.e. over training seeds, verdicts) and ``report`` (a run's results table)."""
+``uncertainty`` (mean ± s.e., t intervals, verdicts paired by seed) and ``report`` (a run's
+results table)."""
 from .classifier import (AttributeClassifier, ClassifierConfig, attribute_accuracy,
                          train_attribute_classifier)
-from .conditioning import (balanced_accuracy, balanced_attribute_accuracy, flip_test,
+from .conditioning import (balanced_accuracy, balanced_accuracy_terms,
+                           balanced_attribute_accuracy, flip_test,
                            joint_frechet_distance, named_attribute_agreement,
                            real_joint_statistics, shuffled_label_control)
 from .fid import (feature_statistics, frechet_distance, frechet_distance_from_statistics,
@@ -15,10 +17,12 @@ from .latents import active_units, posterior_codes, prior_hole_distance
 from .report import (PAPER_FID, SUMMARY_COLUMNS, evaluate_checkpoint, evaluate_model,
                      evaluate_run, prepare_evaluation, results_markdown, summary_table,
                      write_results)
-from .seeds import (format_estimate, mean_and_error, separation, summarize, summary_markdown,
-                    verdict)
+from .uncertainty import (format_estimate, mean_and_error, paired_difference, paired_order,
+                          paired_power, paired_sentence, rate_and_error, summarize,
+                          summary_markdown, values_by_seed, verdict)
 
-__all__ = ["active_units", "balanced_accuracy", "balanced_attribute_accuracy", "flip_test",
+__all__ = ["active_units", "balanced_accuracy", "balanced_accuracy_terms",
+           "balanced_attribute_accuracy", "flip_test",
            "joint_frechet_distance", "named_attribute_agreement", "posterior_codes",
            "prior_hole_distance", "real_joint_statistics", "shuffled_label_control",
            "attribute_accuracy", "AttributeClassifier", "bits_per_dim", "ClassifierConfig",
@@ -28,4 +32,5 @@ __all__ = ["active_units", "balanced_accuracy", "balanced_attribute_accuracy", "
            "load_fid_inception", "log_importance_weights", "PAPER_FID", "prepare_evaluation",
            "results_markdown", "train_attribute_classifier", "write_results",
            "SUMMARY_COLUMNS", "summary_table", "format_estimate", "mean_and_error",
-           "separation", "summarize", "summary_markdown", "verdict"]
+           "paired_difference", "paired_order", "paired_power", "paired_sentence",
+           "rate_and_error", "summarize", "summary_markdown", "values_by_seed", "verdict"]

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..data.images import to_float, to_uint8
-from ..files import atomic_write, fingerprint
+from ..files import atomic_write
 
 INCEPTION_WEIGHTS_ENV = "CVAE_TUTORIAL_INCEPTION_WEIGHTS"
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's file name
@@ -278,15 +278,6 @@ def generated_features(model, labels: Tensor, extractor: nn.Module, batch_size: 
         .cpu() for start in tqdm(range(0, len(labels), batch_size), desc="sampling",
                                  disable=not progress, unit="batch")])
     return image_features(extractor, samples, batch_size, progress, "features (generated)"), samples
-
-
-def data_fingerprint(images: Tensor, labels: Tensor | None = None) -> str:
-    """A short content hash (a strided subset of images, all labels): tells datasets apart."""
-    stride = max(1, len(images) // 256)
-    chunks = [images[::stride].contiguous().numpy().tobytes(), str(tuple(images.shape)).encode()]
-    if labels is not None:
-        chunks.append(labels.contiguous().numpy().tobytes())
-    return fingerprint(chunks, 10)
 
 
 def statistics_cache_path(cache_dir: str | os.PathLike, feature_name: str, dataset: str,

@@ -19,18 +19,18 @@ from torch import Tensor, nn
 from ..checkpoints import checkpoint_path, load_model, seed_dir
 from ..config import ConfigError, check_int, resolve_device
 from ..cvae import PAPER_MODEL_NAMES, run_config, run_name
-from ..data.images import AttributeImages
+from ..data.images import AttributeImages, content_fingerprint
 from ..files import fingerprint
 from ..files import atomic_write
 from .classifier import (AttributeClassifier, ClassifierConfig, ClassifierFeatures,
                          attribute_accuracy, train_attribute_classifier)
 from .conditioning import (balanced_attribute_accuracy, flip_test, real_joint_statistics,
                            shuffled_label_control)
-from .fid import (InceptionWeightsError, data_fingerprint, generated_features, image_features,
+from .fid import (InceptionWeightsError, generated_features, image_features,
                   load_fid_inception, real_statistics, statistics_cache_path)
 from .latents import active_units, posterior_codes, prior_hole_distance
 from .likelihood import dataset_log_weights, likelihood_summary
-from .seeds import summarize, summary_markdown
+from .uncertainty import summarize, summary_markdown
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
 # dequantisation, σ), so it cannot be reproduced and is not compared (chapter 6).
@@ -124,7 +124,7 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
     classifier = classifier.to(device).eval()
     features = _feature_space(feature_space, inception_weights, classifier, device)
     real_images = test_data.images[:num_samples]
-    key = data_fingerprint(real_images, test_data.labels[:num_samples])
+    key = content_fingerprint(real_images, test_data.labels[:num_samples])
     if isinstance(features, ClassifierFeatures):  # its space depends on the classifier's weights
         key += "_" + _weights_fingerprint(classifier)
     cache = None if cache_dir is None else statistics_cache_path(
