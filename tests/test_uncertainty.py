@@ -101,7 +101,7 @@ def test_a_seed_counted_twice_is_an_error():
 def test_within_noise_says_the_signed_difference_and_its_interval():
     rows = results({"a": {0: 0.0, 1: 1.0, 2: 2.0}, "b": {0: 1.0, 1: 0.0, 2: 2.5}})
     sentence = verdict(rows, "nll", "a", "b", True, "NLL")
-    assert sentence.startswith("NLL: a vs b, within noise: a − b = -0.17 ± ")
+    assert sentence.startswith("NLL: a vs b, within noise: a minus b = -0.17 ± ")
     assert sentence.endswith("(95 % t interval, paired over 3 seeds, 2 d.o.f.).")
 
 

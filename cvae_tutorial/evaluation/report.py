@@ -28,7 +28,7 @@ from .conditioning import (balanced_attribute_accuracy, flip_test, real_joint_st
                            shuffled_label_control)
 from .fid import (InceptionWeightsError, generated_features, image_features,
                   load_fid_inception, real_statistics, statistics_cache_path)
-from .latents import active_units, posterior_codes, prior_hole_distance
+from .latents import active_units, model_prior_hole, posterior_codes
 from .likelihood import dataset_log_weights, likelihood_summary
 from .uncertainty import summarize, summary_markdown
 
@@ -47,7 +47,7 @@ SUMMARY_COLUMNS = {
     "shuffled_joint_distance": ("joint {d}, shuffled labels", ".2f"),
     "attribute_accuracy": ("attribute acc.", ".3f"),
     "balanced_accuracy": ("balanced acc.", ".3f"), "flip_rate": ("flip rate", ".3f"),
-    "prior_hole": ("prior hole", ".2f"), "active_units": ("active units", ".1f")}
+    "prior_hole": ("prior hole", ".3f"), "active_units": ("active units", ".1f")}
 
 
 @dataclass
@@ -226,9 +226,9 @@ def _conditioning_columns(model, ev: Evaluation, samples: Tensor, labels: Tensor
 def _latent_columns(model, ev: Evaluation) -> dict:
     """The prior hole and the active units, over the first ``num_samples`` test images."""
     means, _ = posterior_codes(model, ev.test_data, ev.num_samples, seed=ev.seed)
-    return {"prior_hole": prior_hole_distance(model, ev.test_data, ev.num_samples,
-                                              seed=ev.seed),
-            "active_units": active_units(means), "latent_dim": model.config.latent_dim}
+    return {"prior_hole": model_prior_hole(model, ev.test_data, ev.num_samples, seed=ev.seed),
+            "active_units": active_units(means, ev.test_data.labels[:len(means)]),
+            "latent_dim": model.config.latent_dim}
 
 
 def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
@@ -299,7 +299,7 @@ def results_markdown(rows: list) -> str:
                      f"{r['real_attribute_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
                      f"{r['real_balanced_accuracy']:.3f} | {r['flip_rate']:.3f} | "
                      f"{r['shuffled_distance']:.2f} | {r['joint_distance']:.2f} | "
-                     f"{r['shuffled_joint_distance']:.2f} | {r['prior_hole']:.2f} | "
+                     f"{r['shuffled_joint_distance']:.2f} | {r['prior_hole']:.3f} | "
                      f"{r['active_units']} of {r['latent_dim']} |")
     return "\n".join(lines) + "\n\n" + "\n\n".join(_notes(rows)) + "\n"
 
@@ -324,8 +324,10 @@ def _notes(rows: list) -> list:
              "samples in which the classifier sees the change in the flipped direction. "
              "Shuffled labels: samples drawn for permuted labels; a distance that does not move "
              "cannot see conditioning; the joint distance fits (features, labels) pairs. Prior "
-             "hole: latent Fréchet distance between q(z|x,y) codes and p(z|y) samples. Active "
-             "units: latent dimensions with Var_x E_q[z] > 0.01 (Burda et al. 2016)."]
+             "hole: the fraction of p(z|y) draws whose 5-NN ball holds no q(z|x,y) draw, "
+             "minus that of a second prior sample (0: the codes fill the prior). Active "
+             "units: latent dimensions with Var_x E_q[z] > 0.01 within images of equal "
+             "labels (Burda et al. 2016; a dimension that only tracks y is not counted)."]
     if len({row.get("seed") for row in rows}) > 1:
         notes.append("Each cell: the mean ± standard error over the training seeds (one "
                      "checkpoint per seed; the same evaluation noise and test images).")

@@ -168,7 +168,7 @@ def paired_sentence(label: str, name_a: str, a, name_b: str, b, lower_is_better:
     if not math.isfinite(difference.mean):
         return f"{label}: {name_a} vs {name_b} not compared (a value is NaN)."
     if difference.sign == 0:
-        return (f"{label}: {name_a} vs {name_b}, within noise: {name_a} − {name_b} = "
+        return (f"{label}: {name_a} vs {name_b}, within noise: {name_a} minus {name_b} = "
                 f"{difference_phrase(difference, fmt, unit, signed=True)}.")
     higher, lower = (name_a, name_b) if difference.sign > 0 else (name_b, name_a)
     if lower_is_better is None:
