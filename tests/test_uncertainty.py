@@ -160,3 +160,9 @@ def test_summaries_over_seeds():
     table = summary_markdown(summary, {"nll": ("NLL", ".1f")}, {"a": "A"})
     assert "| A | 3 | 2.0 ± 0.6 |" in table and "| b | 2 | 10.2 ± 0.2 |" in table
     assert values_by_seed(rows, "nll", "b") == {0: 10.0, 1: 10.5}
+
+
+def test_a_nan_value_is_not_compared():
+    rows = results({"a": {0: 1.0, 1: math.nan, 2: 2.0}, "b": B})
+    assert verdict(rows, "nll", "a", "b", True, "NLL").endswith("not compared (a value is NaN).")
+    assert paired_order(rows, "nll", "a", "b", True) == 0
