@@ -8,13 +8,13 @@ book does, and come with standard errors over images.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .data import to_float, to_uint8
+from .evaluation.uncertainty import mean_and_error, rate_and_error
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,27 +130,6 @@ def classifier_logits(classifier, images: Tensor, batch_size: int = 256) -> Tens
                       for start in range(0, len(images), batch_size)])
 
 
-def balanced_accuracy(classifier, images: Tensor, labels: Tensor) -> tuple:
-    """Per attribute, the mean over the two classes of the classifier's per-class accuracy on
-    uint8 images against ``labels`` (a majority-class guesser scores 0.5), and its binomial s.e.
-
-    Returns ``(balanced accuracy [A], s.e. [A])``; NaN for an attribute whose labels hold only one
-    class (its balanced accuracy is undefined).
-    """
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} label rows")
-    seen = classifier_logits(classifier, images) > 0
-    truth = labels.cpu() > 0.5
-    rates, variances = [], []
-    for positive in (True, False):
-        members = truth == positive
-        count = members.sum(0).double()
-        rate = ((seen == truth) & members).sum(0).double() / count  # NaN where count is 0
-        rates.append(rate)
-        variances.append(rate * (1 - rate) / count)
-    return (rates[0] + rates[1]) / 2, torch.sqrt(variances[0] + variances[1]) / 2
-
-
 # ----------------------------------------------------------------------------------------------
 # Measuring an edit
 # ----------------------------------------------------------------------------------------------
@@ -175,10 +154,10 @@ class EditOutcome:
     def summary(self) -> dict:
         """Success rate, mean preservation and mean distances, each with its s.e. over images."""
         return {"attribute": self.attribute, "images": len(self.success),
-                "success": rate_with_se(self.success),
-                "preserved": mean_with_se(self.preserved),
-                "pixel_distance": mean_with_se(self.pixel_distance),
-                "reconstruction_distance": mean_with_se(self.reconstruction_distance)}
+                "success": rate_and_error(self.success),
+                "preserved": mean_and_error(self.preserved),
+                "pixel_distance": mean_and_error(self.pixel_distance),
+                "reconstruction_distance": mean_and_error(self.reconstruction_distance)}
 
 
 def _rms(a: Tensor, b: Tensor) -> Tensor:
@@ -216,39 +195,3 @@ def measure_edit(model, classifier, images: Tensor, labels: Tensor, index: int,
     preserved = same.mean(1) if others.any() else torch.ones(len(images), dtype=torch.float64)
     return EditOutcome(attribute, seen_edit[:, index] == target, preserved,
                        _rms(edits, images), _rms(reconstructions, images), target)
-
-
-# ----------------------------------------------------------------------------------------------
-# Uncertainty: the book's convention for single-seed measurements
-# ----------------------------------------------------------------------------------------------
-def rate_with_se(outcomes: Tensor) -> tuple:
-    """(p, sqrt(p (1 − p) / n)): a success rate over n independent images and its binomial s.e."""
-    n = len(outcomes)
-    if n == 0:
-        raise ValueError("a rate needs at least one outcome")
-    p = outcomes.double().mean().item()
-    return p, math.sqrt(p * (1 - p) / n)
-
-
-def mean_with_se(values: Tensor) -> tuple:
-    """(mean, standard deviation / sqrt(n)) of per-image values (s.e. 0 for a single value)."""
-    values = values.double()
-    if len(values) == 0:
-        raise ValueError("a mean needs at least one value")
-    se = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return values.mean().item(), se
-
-
-def clearly_different(a: tuple, b: tuple) -> bool:
-    """True when the intervals mean ± 2 s.e. of ``a`` and ``b`` (each (mean, s.e.)) do not overlap."""
-    (mean_a, se_a), (mean_b, se_b) = a, b
-    return abs(mean_a - mean_b) > 2 * (se_a + se_b)
-
-
-def compare(name_a: str, a: tuple, name_b: str, b: tuple, higher_is_better: bool = True) -> str:
-    """"A beats B" when the ±2 s.e. intervals do not overlap, else "within noise" (one line)."""
-    if not clearly_different(a, b):
-        return f"{name_a} and {name_b} are within noise of each other"
-    a_wins = (a[0] > b[0]) == higher_is_better
-    winner, loser = (name_a, name_b) if a_wins else (name_b, name_a)
-    return f"{winner} beats {loser}"

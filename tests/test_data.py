@@ -4,6 +4,8 @@ import torch
 
 from cvae_tutorial.data import (CELEBA_ATTRIBUTES, FACE_ATTRIBUTES, AttributeImages, DataError,
                                 as_attribute_images, embedded_faces, load_celeba, load_dataset)
+from cvae_tutorial.data.images import content_fingerprint, sample_digest
+from cvae_tutorial.files import fingerprint
 
 
 def test_embedded_faces_are_deterministic_per_seed_and_index():
@@ -133,3 +135,21 @@ def test_malformed_celeba_lists_name_the_file_and_line(fake_celeba, file, damage
     path.write_text(damage(path.read_text()))
     with pytest.raises(DataError, match=named + r".*re-download it"):
         load_celeba(root, "train", 16)
+
+
+def test_one_content_fingerprint_tells_data_sets_apart():
+    data = embedded_faces("test", 16, num_images=100)
+    key = content_fingerprint(data.images, data.labels)
+    assert data.fingerprint()["digest"] == key  # checkpoints and caches use the same one
+    # the value of earlier checkpoints: they still resume
+    assert key == fingerprint([data.labels.numpy().tobytes(),
+                               sample_digest(data.images).encode()], 16)
+    changed = data.images.clone()
+    changed[37, 0, 5, 5] ^= 1  # one bit of one image
+    reordered = data.select_attributes(list(reversed(data.attribute_names)))
+    others = [content_fingerprint(changed, data.labels),
+              content_fingerprint(data.images[:99], data.labels[:99]),
+              content_fingerprint(data.images, reordered.labels),
+              content_fingerprint(data.images)]
+    assert len({key, *others}) == 5
+    assert content_fingerprint(data.images.clone(), data.labels.clone()) == key

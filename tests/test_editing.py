@@ -1,17 +1,14 @@
 """Chapter 7's tools: attribute edits, latent interpolation, edit metrics and their uncertainty."""
-import math
-
 import pytest
 import torch
-from torch import nn
 
 from cvae_tutorial import CVAE, MODEL_NAMES, CVAEConfig
 from cvae_tutorial.data import to_float, to_uint8
-from cvae_tutorial.editing import (balanced_accuracy, clearly_different, compare, edit,
-                                   edited_labels, interpolate, measure_edit, mean_with_se,
-                                   rate_with_se, transport_latents)
+from cvae_tutorial.editing import (edit, edited_labels, interpolate, measure_edit,
+                                   transport_latents)
 from cvae_tutorial.evaluation import AttributeClassifier, ClassifierConfig, attribute_accuracy
 from cvae_tutorial.evaluation.draws import base_noise, sample_images
+from cvae_tutorial.evaluation.uncertainty import mean_and_error, rate_and_error
 from test_flows import randomised
 
 SIZE, ATTRIBUTES, LATENT = 16, 3, 4
@@ -140,7 +137,7 @@ def test_a_no_op_edit_succeeds_as_often_as_the_classifier_is_right_on_reconstruc
     reconstructions = to_uint8(model.reconstruct(to_float(images), labels))
     accuracy = attribute_accuracy(classifier, reconstructions, labels)[index].item()
     assert 0 < accuracy < 1  # a non-trivial case: the rate could come out wrong
-    assert rate_with_se(outcome.success)[0] == pytest.approx(accuracy, abs=1e-6)
+    assert rate_and_error(outcome.success)[0] == pytest.approx(accuracy, abs=1e-6)
     assert torch.equal(outcome.preserved, torch.ones(40, dtype=torch.float64))
     torch.testing.assert_close(outcome.pixel_distance, outcome.reconstruction_distance)
     assert outcome.added.all()
@@ -159,7 +156,7 @@ def test_a_decoder_blind_to_the_labels_fails_every_edit_it_was_right_about():
     assert 0 < accuracy < 1
     # the edit is the reconstruction, so it shows the new value exactly where it showed the old
     # one wrongly
-    assert rate_with_se(outcome.success)[0] == pytest.approx(1 - accuracy, abs=1e-6)
+    assert rate_and_error(outcome.success)[0] == pytest.approx(1 - accuracy, abs=1e-6)
     assert torch.equal(outcome.preserved, torch.ones(40, dtype=torch.float64))
     assert torch.equal(outcome.added, labels[:, 1] == 0)
 
@@ -175,7 +172,7 @@ def test_an_edit_that_changes_the_image_is_measured_against_the_original():
     assert (outcome.pixel_distance - outcome.reconstruction_distance).abs().max() > 1e-4
     summary = outcome.summary()
     assert summary["images"] == 16
-    assert summary["pixel_distance"] == pytest.approx(mean_with_se(outcome.pixel_distance))
+    assert summary["pixel_distance"] == pytest.approx(mean_and_error(outcome.pixel_distance))
 
 
 def test_measure_edit_wants_uint8_images():
@@ -219,62 +216,6 @@ def test_interpolating_in_u_without_a_flow_or_with_one_step_is_a_clear_error():
         interpolate(small_model("sigma"), x[0], labels[0], x[1], labels[1], 5, "u")
     with pytest.raises(ValueError, match="steps must be an int >= 2"):
         interpolate(small_model("sigma"), x[0], labels[0], x[1], labels[1], 1)
-
-
-# ----------------------------------------------------------------------------------------------
-# balanced accuracy and the uncertainty convention
-# ----------------------------------------------------------------------------------------------
-class ChannelMeans(nn.Module):
-    """A fake classifier: attribute c is 'on' when channel c's mean is above one half."""
-
-    def __init__(self):
-        super().__init__()
-        self.offset = nn.Parameter(torch.tensor(0.5))
-
-    def forward(self, x):
-        return x.mean((2, 3)) - self.offset
-
-
-def images_showing(on):
-    """uint8 images whose channel c is bright exactly where on[:, c]."""
-    return (on.bool()[:, :, None, None].expand(-1, -1, 4, 4) * 255).to(torch.uint8)
-
-
-def test_balanced_accuracy_scores_a_majority_guesser_one_half():
-    labels = torch.zeros(100, 3)
-    labels[:90, 0] = 1          # attribute 0: 90 % positive, and the images always show it
-    labels[:30, 1] = 1          # attribute 1: shown exactly when present
-    labels[:50, 2] = 1          # attribute 2: shown on the first 40 of 50 positives, no negatives
-    shown = torch.zeros(100, 3)
-    shown[:, 0] = 1
-    shown[:, 1] = labels[:, 1]
-    shown[:40, 2] = 1
-    value, se = balanced_accuracy(ChannelMeans(), images_showing(shown), labels)
-    torch.testing.assert_close(value, torch.tensor([0.5, 1.0, 0.9], dtype=torch.float64))
-    # attribute 0: TPR 1 (s.e. 0), TNR 0 (s.e. 0); attribute 2: TPR 0.8 over 50, TNR 1
-    assert se[0] == 0 and se[1] == 0
-    assert se[2].item() == pytest.approx(math.sqrt(0.8 * 0.2 / 50) / 2)
-
-
-def test_balanced_accuracy_is_undefined_when_one_class_is_missing():
-    labels = torch.ones(10, 3)
-    value, _ = balanced_accuracy(ChannelMeans(), images_showing(labels), labels)
-    assert torch.isnan(value).all()
-
-
-def test_rate_and_mean_standard_errors():
-    assert rate_with_se(torch.tensor([1, 1, 1, 0])) == pytest.approx((0.75, math.sqrt(
-        0.75 * 0.25 / 4)))
-    assert mean_with_se(torch.tensor([1.0, 3.0])) == pytest.approx((2.0, math.sqrt(2) / math.sqrt(2)))
-    assert mean_with_se(torch.tensor([5.0])) == (5.0, 0.0)
-
-
-def test_a_verdict_needs_non_overlapping_two_se_intervals():
-    assert clearly_different((0.9, 0.01), (0.8, 0.01))          # gap 0.1 > 2 (0.02)
-    assert not clearly_different((0.9, 0.03), (0.8, 0.03))      # gap 0.1 < 2 (0.06)
-    assert compare("A", (0.9, 0.01), "B", (0.8, 0.01)) == "A beats B"
-    assert compare("A", (0.9, 0.01), "B", (0.8, 0.01), higher_is_better=False) == "B beats A"
-    assert "within noise" in compare("A", (0.9, 0.03), "B", (0.8, 0.03))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -84,10 +84,9 @@ class AttributeImages(torch.utils.data.Dataset):
         """What a checkpoint records of its training data: the attribute names, the count and a
         digest of the labels and of sampled images (which tells another source, split, subset
         or attribute order apart), so that resuming on other data is an error (chapter 5)."""
-        labels = self.labels.numpy().tobytes()
         return {"attributes": list(self.attribute_names), "count": len(self),
                 "image_size": self.image_size,
-                "digest": fingerprint([labels, sample_digest(self.images).encode()], 16)}
+                "digest": content_fingerprint(self.images, self.labels)}
 
     def attribute_vector(self, **values: int) -> Tensor:
         """A label vector with the named attributes set, e.g. ``attribute_vector(Smiling=1)``."""
@@ -104,6 +103,14 @@ def sample_digest(images: Tensor) -> str:
         return fingerprint([])
     rows = torch.linspace(0, len(images) - 1, min(len(images), 256)).long().unique()
     return fingerprint(images[int(row)].contiguous().numpy().tobytes() for row in rows)
+
+
+def content_fingerprint(images: Tensor, labels: Tensor | None = None, length: int = 16) -> str:
+    """The package's one fingerprint of a data set's content: a hash of its labels (when given,
+    as float32) and of :func:`sample_digest`'s images. Checkpoints record it (training data) and
+    the evaluation keys its caches by it (the classifier's data, the real statistics)."""
+    chunks = [] if labels is None else [labels.float().contiguous().numpy().tobytes()]
+    return fingerprint(chunks + [sample_digest(images).encode()], length)
 
 
 def attribute_indices(names: Sequence[str], valid_names: Sequence[str]) -> list:

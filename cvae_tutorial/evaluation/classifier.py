@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from ..config import ConfigError, check_field_types, resolve_device
 from ..data.batches import epoch_batches, flip_mask, load_batch
-from ..data.images import AttributeImages, to_float
+from ..data.images import AttributeImages, content_fingerprint, to_float
 
 
 @dataclass
@@ -84,7 +84,7 @@ def train_attribute_classifier(train_data: AttributeImages, config: ClassifierCo
                           f"{train_data.image_size}px")
     device = resolve_device(device)
     data_key = {"attribute_names": list(train_data.attribute_names), "num_images": len(train_data),
-                "fingerprint": train_data.fingerprint()["digest"]}
+                "fingerprint": content_fingerprint(train_data.images, train_data.labels)}
     classifier = AttributeClassifier(config)
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)

@@ -2,8 +2,9 @@
 asked for? Plain accuracy rewards the majority class and a Fréchet distance against the test set
 compares marginals, so neither can tell a model that follows y from one that ignores it.
 
-- :func:`balanced_accuracy`: per attribute, the mean of the recalls of its two values (a constant
-  guesser scores 0.5 whatever the base rate);
+- :func:`balanced_accuracy`: per attribute, the mean of the recalls of its values (a constant
+  guesser scores 0.5 whatever the base rate), and :func:`balanced_accuracy_terms`, its per-row
+  terms for paired comparisons;
 - :func:`joint_frechet_distance`: a Fréchet distance between (features, labels) pairs; with the
   samples drawn for permuted labels (:mod:`.metrics`), a distance that does not move under the
   shuffle is blind to conditioning;
@@ -20,21 +21,30 @@ from .classifier import predict_attributes
 from .frechet import feature_statistics, frechet_distance_from_statistics
 
 
-def balanced_accuracy(predictions: Tensor, labels: Tensor) -> Tensor:
-    """Per-attribute balanced accuracy [A]: ½ (recall of 1s + recall of 0s). An attribute whose
-    labels hold one value only is scored by that value's recall."""
-    predictions, labels = predictions.float().cpu(), labels.float().cpu()
-    if predictions.shape != labels.shape or labels.ndim != 2:
+def balanced_accuracy_terms(predictions: Tensor, labels: Tensor) -> Tensor:
+    """Each row's term [N, A] of the balanced accuracy: correct / (classes present · share of the
+    row's class), so that its mean over rows is :func:`balanced_accuracy`. Two sample sets drawn
+    for the same labels compare pairwise by row (chapter 7): the per-row mean over attributes,
+    with ``uncertainty.paired_difference``; ``mean_and_error`` over rows gives the s.e. with the
+    class counts taken as fixed."""
+    predictions, labels = predictions.double().cpu(), labels.double().cpu()
+    if predictions.shape != labels.shape or labels.ndim != 2 or not len(labels):
         raise ValueError(f"predictions {tuple(predictions.shape)} and labels "
-                         f"{tuple(labels.shape)} must both be [N, A]")
-    correct = (predictions == labels).float()
-    recalls = []
-    for value in (0.0, 1.0):
-        mask = (labels == value).float()
-        count = mask.sum(0)
-        recalls.append(torch.where(count > 0, (correct * mask).sum(0) / count.clamp_min(1),
-                                   torch.full_like(count, float("nan"))))
-    return torch.stack(recalls).nanmean(0)
+                         f"{tuple(labels.shape)} must both be [N >= 1, A]")
+    positive = labels > 0.5
+    count = torch.where(positive, positive.sum(0), (~positive).sum(0)).double()  # [N, A]
+    classes = positive.any(0).double() + (~positive).any(0).double()  # [A]: 1 or 2
+    correct = ((predictions > 0.5) == positive).double()
+    return correct * len(labels) / (classes * count)
+
+
+def balanced_accuracy(predictions: Tensor, labels: Tensor) -> Tensor:
+    """Per-attribute balanced accuracy [A], scikit-learn's definition: the mean of the recalls of
+    the classes present in ``labels`` (½ (recall of 1s + recall of 0s); a constant guess scores
+    0.5 whatever the base rate). An attribute whose labels hold one class only is scored by that
+    class's recall, as scikit-learn does — neither NaN nor 1 by default: 1 only if every row is
+    read right."""
+    return balanced_accuracy_terms(predictions, labels).mean(0).float()
 
 
 def balanced_attribute_accuracy(classifier: nn.Module, images: Tensor, labels: Tensor,

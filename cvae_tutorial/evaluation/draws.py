@@ -37,6 +37,7 @@ class Draws:
     flipped: tuple            # per attribute a: [F, 3, H, W] uint8, labels[:F] with a flipped
     posterior_means: Tensor   # [N, D] E q(z|x, y) of the first N test images
     posterior_draws: Tensor   # [N, D] one z ~ q(z|x, y) per test image
+    prior_again: Tensor       # [N, D] a second, independent z ~ p(z|y) (the prior hole's floor)
 
 
 def base_noise(count: int, latent_dim: int, seed: int) -> Tensor:
@@ -112,6 +113,12 @@ def draw(model, images: Tensor, labels: Tensor, flip_count: int, seed: int = 0,
                                    noise[:flip_count], batch_size)[1])
         steps.update()
     means, codes = posterior(model, images, labels, seed + 1, batch_size)
+    device = next(model.parameters()).device
+    again = base_noise(len(labels), model.config.latent_dim, seed + 2)
+    prior_again = torch.cat([model.sample_latents(labels[i:i + batch_size].to(device),
+                                                  noise=again[i:i + batch_size].to(device)).cpu()
+                             for i in range(0, len(labels), batch_size)])
     steps.update()
     steps.close()
-    return Draws(labels, latents, samples, permutation, shuffled, tuple(flips), means, codes)
+    return Draws(labels, latents, samples, permutation, shuffled, tuple(flips), means, codes,
+                 prior_again)

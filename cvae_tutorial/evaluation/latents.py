@@ -1,5 +1,11 @@
-"""The latent space of a trained model (chapter 6): how far its aggregate posterior is from its
-own prior (the prior hole), and how many latent dimensions it uses (posterior collapse)."""
+"""The latent space of a trained model (chapter 6): regions of its own prior that no image encodes
+to (the prior hole), and how many latent dimensions carry information about the image beyond its
+labels (posterior collapse).
+
+The array functions (:func:`prior_hole`, :func:`active_units`) take codes [N, D]; the model
+functions draw those codes: :func:`posterior_codes` (z ~ q(z|x, y) per test image) and
+:func:`prior_draws` (z ~ p(z|y) for given labels).
+"""
 from __future__ import annotations
 
 import torch
@@ -7,16 +13,17 @@ from torch import Tensor
 
 from ..data.batches import load_batch
 from ..data.images import AttributeImages
-from .frechet import feature_statistics, frechet_distance_from_statistics
+from .neighbours import coverage
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Var_x E_q[z_d] > 0.01 makes a unit active
+HOLE_K = 5  # neighbours of a prior draw's ball (Naeem et al. 2020's default)
 
 
 @torch.no_grad()
 def posterior_codes(model, data: AttributeImages, num_images: int | None = None,
                     batch_size: int = 256, seed: int = 0) -> tuple:
-    """(posterior means [N, D], one draw z ~ q(z|x, y) per image [N, D]) of the first
-    ``num_images`` images of ``data`` (float images, no flips), on the CPU."""
+    """(posterior means μ_q [N, D], one draw z = μ_q + σ_q ε ~ q(z|x, y) per image [N, D]) of
+    the first ``num_images`` images of ``data`` (float images, no flips), on the CPU."""
     device = next(model.parameters()).device
     count = len(data) if num_images is None else min(int(num_images), len(data))
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -30,27 +37,63 @@ def posterior_codes(model, data: AttributeImages, num_images: int | None = None,
     return torch.cat(means), torch.cat(draws)
 
 
-def active_units(posterior_means: Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
-    """The number of latent dimensions d with Var_x E_q[z_d | x] > ``threshold`` (Burda et al.
-    2016): a dimension whose posterior mean does not move with the data carries nothing."""
-    if posterior_means.ndim != 2 or len(posterior_means) < 2:
-        raise ValueError(f"posterior means must be [N >= 2, D], got "
-                         f"{tuple(posterior_means.shape)}")
-    return int((posterior_means.double().var(0) > threshold).sum())
+@torch.no_grad()
+def prior_draws(model, labels: Tensor, batch_size: int = 256, seed: int = 0) -> Tensor:
+    """One z ~ p(z|y) per row of ``labels`` [N, A] (the model's correct sampler), on the CPU."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.cat([model.sample_latents(labels[start:start + batch_size].to(device),
+                                           generator=generator).cpu()
+                      for start in range(0, len(labels), batch_size)])
+
+
+def prior_hole(codes, prior, prior_again, k: int = HOLE_K) -> float:
+    """How much of the prior no code reaches: the fraction of ``prior`` draws [M, D] whose k-NN
+    ball (among the prior draws) holds none of ``codes`` [N, D] — posterior *draws*
+    z ~ q(z|x, y), the aggregate posterior, not the means — minus the same fraction for
+    ``prior_again`` [N, D], a second prior sample of the codes' size (the floor of a sample
+    against its own distribution, about 2^−k). About 0: the codes fill the prior; up to
+    1 − 2^−k: the prior's samples come from regions no image encodes to. Unlike a Fréchet
+    distance between Gaussian fits, it sees a ring-shaped code set with the prior's mean and
+    covariance (its centre is a hole)."""
+    return coverage(prior, prior_again, k) - coverage(prior, codes, k)
 
 
 @torch.no_grad()
-def prior_hole_distance(model, data: AttributeImages, num_images: int | None = None,
-                        batch_size: int = 256, seed: int = 0) -> float:
-    """The latent Fréchet distance between the aggregate posterior (z ~ q(z|x, y) over the
-    images) and the model's own prior (z ~ p(z|y) for the same labels). Large: regions the
-    prior samples that no image encodes to, the "holes" its samples come from."""
+def model_prior_hole(model, data: AttributeImages, num_images: int | None = None,
+                     batch_size: int = 256, seed: int = 0, k: int = HOLE_K) -> float:
+    """:func:`prior_hole` of ``model`` on the first ``num_images`` images of ``data``: one
+    posterior draw per image, and two prior draws for each image's labels."""
     _, codes = posterior_codes(model, data, num_images, batch_size, seed)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed + 1)
     labels = data.labels[:len(codes)]
-    prior = torch.cat([model.sample_latents(labels[start:start + batch_size].to(device),
-                                            generator=generator).cpu()
-                       for start in range(0, len(labels), batch_size)])
-    return frechet_distance_from_statistics(*feature_statistics(codes.double().numpy()),
-                                            *feature_statistics(prior.double().numpy()))
+    return prior_hole(codes, prior_draws(model, labels, batch_size, seed + 1),
+                      prior_draws(model, labels, batch_size, seed + 2), k)
+
+
+def active_units(posterior_means: Tensor, labels: Tensor | None = None,
+                 threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+    """The number of latent dimensions d whose posterior mean moves with the image (Burda et al.
+    2016: Var_x E_q[z_d | x] > ``threshold``).
+
+    With ``labels`` [N, A] the variance is taken within groups of images with equal labels
+    (pooled over the groups of two or more): a dimension that only tracks y, such as
+    z_d = μ_p(y)_d, varies between the groups and not within them, so it is not counted — it
+    carries nothing about the image that y does not say."""
+    means = torch.as_tensor(posterior_means).double()
+    if means.ndim != 2 or len(means) < 2:
+        raise ValueError(f"posterior means must be [N >= 2, D], got {tuple(means.shape)}")
+    if labels is None:
+        return int((means.var(0) > threshold).sum())
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 2 or len(labels) != len(means):
+        raise ValueError(f"labels must be [N={len(means)}, A], got {tuple(labels.shape)}")
+    _, group = torch.unique(labels, dim=0, return_inverse=True)
+    sizes = torch.bincount(group).double()
+    if not (sizes >= 2).any():
+        raise ValueError(f"no two of the {len(means)} images share a label vector, so there is "
+                         f"no variance within labels; use more images or labels=None")
+    sums = torch.zeros(len(sizes), means.shape[1], dtype=torch.float64).index_add_(0, group,
+                                                                                   means)
+    deviations = means - (sums / sizes[:, None])[group]
+    within = deviations.pow(2).sum(0) / (sizes - 1).sum()  # pooled: Σ (n_g − 1) d.o.f.
+    return int((within > threshold).sum())

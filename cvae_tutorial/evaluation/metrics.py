@@ -12,8 +12,9 @@ import torch
 
 from .conditioning import balanced_accuracy, joint_frechet_distance
 from .frechet import frechet_curve, frechet_distance, kernel_distance
-from .latents import active_units
+from .latents import active_units, prior_hole
 from .likelihood import dataset_log_weights, likelihood_summary
+from .neighbours import precision_recall, within_label_precision_recall
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,10 @@ COLUMNS = {
     "attribute_accuracy": Column("attribute acc.", ".3f", False),
     "balanced_accuracy": Column("balanced acc.", ".3f", False),
     "flip_rate": Column("flip rate", ".3f", False),
-    "prior_hole": Column("prior hole", ".2f", True),
+    "precision": Column("precision", ".3f", False),
+    "recall": Column("recall", ".3f", False),
+    "label_recall": Column("recall within labels", ".3f", False),
+    "prior_hole": Column("prior hole", ".3f", True),
     "active_units": Column("active units", ".1f", None),
 }
 
@@ -92,16 +96,27 @@ def attribute_fidelity(model, draws, readings, ev) -> dict:
     return row
 
 
+def diversity(model, draws, readings, ev) -> dict:
+    """Precision and recall in the distance's features (Kynkäänniemi et al. 2019): are the
+    samples on the real manifold, and do they cover it — pooled, and within each label set
+    (samples for y against the real images labelled y: "on-label but alike" is high precision,
+    low recall there)."""
+    fake = readings["samples"].features
+    precision, recall = precision_recall(ev.reference, fake)
+    within = within_label_precision_recall(ev.reference, draws.labels, fake, draws.labels)
+    return {"precision": precision, "recall": recall, "label_precision": within["precision"],
+            "label_recall": within["recall"], "label_sets": within["label_sets"]}
+
+
 def latent_space(model, draws, readings, ev) -> dict:
-    """The prior hole (latent Fréchet distance between the test images' posterior draws and the
-    prior latents behind the samples) and the active units."""
-    codes, prior = draws.posterior_draws.double().numpy(), draws.latents.double().numpy()
-    return {"prior_hole": frechet_distance(codes, prior),
-            "active_units": active_units(draws.posterior_means),
+    """The prior hole (k-NN coverage of the prior by the test images' posterior draws, against a
+    second prior sample) and the active units within label groups."""
+    return {"prior_hole": prior_hole(draws.posterior_draws, draws.latents, draws.prior_again),
+            "active_units": active_units(draws.posterior_means, draws.labels),
             "latent_dim": model.config.latent_dim}
 
 
-METRICS = (likelihoods, distances, attribute_fidelity, latent_space)
+METRICS = (likelihoods, distances, attribute_fidelity, diversity, latent_space)
 
 
 def read_draws(judge, draws) -> dict:

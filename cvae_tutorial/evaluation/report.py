@@ -35,7 +35,7 @@ from .judge import Judge
 from .metrics import COLUMNS, METRICS, floor_columns, read_draws
 from .protocol import (ProtocolCard, load_reference, preprocessing, reference_path,
                        save_reference)
-from .seeds import summarize, summary_markdown
+from .uncertainty import summarize, summary_markdown
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
 # dequantisation, σ), so it cannot be reproduced and is not compared (chapter 6).
@@ -311,8 +311,10 @@ def _notes(rows: list) -> list:
              "samples in which the classifier sees the change in the flipped direction. "
              "Shuffled labels: samples drawn for permuted labels; a distance that does not move "
              "cannot see conditioning; the joint distance fits (features, labels) pairs. Prior "
-             "hole: latent Fréchet distance between q(z|x,y) codes and p(z|y) samples. Active "
-             "units: latent dimensions with Var_x E_q[z] > 0.01 (Burda et al. 2016)."]
+             "hole: the fraction of p(z|y) draws whose 5-NN ball holds no q(z|x,y) draw, "
+             "minus that of a second prior sample (0: the codes fill the prior). Active "
+             "units: latent dimensions with Var_x E_q[z] > 0.01 within images of equal "
+             "labels (Burda et al. 2016; a dimension that only tracks y is not counted)."]
     if len({row.get("seed") for row in rows}) > 1:
         notes.append("Each cell: the mean ± standard error over the training seeds (one "
                      "checkpoint per seed; the same evaluation noise and test images).")
