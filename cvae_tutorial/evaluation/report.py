@@ -146,7 +146,7 @@ def _real_joint(features: nn.Module, images: Tensor, labels: Tensor, cache: Path
     path = None if cache is None else cache.with_name("joint_" + cache.name)
     if path is not None and path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as stored:
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as stored:
                 return {"scale": float(stored["scale"]), "mu": stored["mu"],
                         "sigma": stored["sigma"]}
         except Exception as error:  # zipfile.BadZipFile, a missing key, a truncated array
