@@ -7,12 +7,14 @@ a full disk never leaves a run without a whole checkpoint.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 from .cvae import CVAE, CVAEConfig
 from .files import atomic_write
@@ -138,6 +140,39 @@ def load_resume_state(path: str | os.PathLike, map_location="cpu") -> dict:
 def checkpoint_path(run_dir: str | os.PathLike, model_name: str) -> Path:
     """Where a run keeps the checkpoint of one model: ``run_dir/<model>/checkpoint.pt``."""
     return Path(run_dir) / model_name / "checkpoint.pt"
+
+
+def run_lock_files(checkpoint_path: str | os.PathLike) -> tuple:
+    """The lock a training holds on its checkpoint for the whole run (``checkpoint.pt.lock``) and
+    the note beside it that names the holder (``checkpoint.pt.lock.json``)."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.name + ".lock"), path.with_name(path.name + ".lock.json")
+
+
+def lock_holder_note(info: Path) -> str:
+    """Who the note ``info`` says holds a run lock: pid, host and since when."""
+    try:
+        held = json.loads(info.read_text())
+        return f"pid {held['pid']} on host {held['host']} since {held['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an unknown process"
+
+
+def training_holder(checkpoint_path: str | os.PathLike) -> str | None:
+    """Who is training into ``checkpoint_path`` right now, or None when nobody is (the operating
+    system frees the lock of a process that died, so a lock left by a killed run is no holder)."""
+    lock_file, info = run_lock_files(checkpoint_path)
+    if not lock_file.exists():
+        return None
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return lock_holder_note(info)
+    except OSError:  # a lock file this user cannot open: the note is all there is to go on
+        return lock_holder_note(info) if info.exists() else None
+    lock.release()
+    return None
 
 
 def seed_dir(out_dir: str | os.PathLike, seed: int) -> Path:

@@ -241,12 +241,7 @@ class CVAE(nn.Module):
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
                 not 0 <= temperature < float("inf"):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        if not torch.isfinite(y).all():
-            raise ValueError("attributes y contain NaN or Inf; use 0/1 values")
-        if ((y < 0) | (y > 1)).any():
-            raise ValueError(f"attributes y must be in [0, 1] (1: present, 0: absent, between: "
-                             f"interpolate), got values in [{y.min().item():.4g}, "
-                             f"{y.max().item():.4g}]")
+        check_labels(y)
         mu_p, log_sigma_p = self.prior_params(y)
         if noise is None:
             eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device,
@@ -268,6 +263,22 @@ class CVAE(nn.Module):
         """Decoder means x̂ in [0, 1] for z ~ p(z|y), one image per row of ``y``."""
         z = self.sample_latents(y, paper_shortcut, generator, temperature, noise)
         return self.decode(z, y.to(z.dtype))
+
+
+def check_labels(y: Tensor, name: str = "attributes y") -> Tensor:
+    """Labels to condition on must be finite and in [0, 1] (1: present, 0: absent, between:
+    interpolate); anything else — NaN, CelebA's raw -1/1 — would decode garbage. Returns ``y``."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(y).__name__}")
+    if not torch.isfinite(y).all():
+        raise ValueError(f"{name} contain NaN or Inf; use 0/1 values")
+    if ((y < 0) | (y > 1)).any():
+        hint = "; for CelebA's raw -1/1 labels use (labels > 0).float()" if (y == -1).any() \
+            else ""
+        raise ValueError(f"{name} must be in [0, 1] (1: present, 0: absent, between: "
+                         f"interpolate), got values in [{y.min().item():.4g}, "
+                         f"{y.max().item():.4g}]{hint}")
+    return y
 
 
 def run_name(config: CVAEConfig) -> str:

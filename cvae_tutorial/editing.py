@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .cvae import check_labels
 from .data import to_float, to_uint8
 from .evaluation.uncertainty import mean_and_error, rate_and_error
 
@@ -37,10 +38,13 @@ def edited_labels(labels: Tensor, index: int, value: float | None = None) -> Ten
     return edited
 
 
-def _check_same_shape(y: Tensor, y_new: Tensor) -> None:
+def _check_edit_labels(y: Tensor, y_new: Tensor) -> None:
+    """Both label sets in [0, 1] (as ``CVAE.sample`` wants them), of one shape."""
+    check_labels(y, "labels y")
     if not isinstance(y_new, Tensor) or y_new.shape != y.shape:
         raise ValueError(f"edited labels y_new must have the shape of y {tuple(y.shape)}, got "
                          f"{tuple(getattr(y_new, 'shape', ())) or type(y_new).__name__}")
+    check_labels(y_new, "edited labels y_new")
 
 
 @torch.no_grad()
@@ -50,7 +54,7 @@ def transport_latents(model, z: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
 
     For the N(0, I) prior p(z|y) does not depend on y and this is the identity.
     """
-    _check_same_shape(y, y_new)
+    _check_edit_labels(y, y_new)
     if not model.has_flow_prior:
         return z
     y, y_new = y.to(z.dtype), y_new.to(z.dtype)
@@ -71,7 +75,7 @@ def edit(model, x: Tensor, y: Tensor, y_new: Tensor, through_prior: bool = False
     code moved through the prior's flow for y and back for y′). With y′ = y both give the
     reconstruction.
     """
-    _check_same_shape(y, y_new)
+    _check_edit_labels(y, y_new)
     mu_q, _ = model.encode(x, y)
     y_new = y_new.to(mu_q.dtype)
     z = transport_latents(model, mu_q, y.to(mu_q.dtype), y_new) if through_prior else mu_q
@@ -103,7 +107,7 @@ def interpolate(model, x_a: Tensor, y_a: Tensor, x_b: Tensor, y_b: Tensor, steps
             raise ValueError(f"{name} must be one image [3, H, W], got "
                              f"{tuple(getattr(image, 'shape', ())) or type(image).__name__}")
     x = torch.stack([x_a, x_b])
-    y = torch.stack([y_a, y_b])
+    y = torch.stack([check_labels(y_a, "labels y_a"), check_labels(y_b, "labels y_b")])
     codes, _ = model.encode(x, y)
     y = y.to(codes.dtype)
     if space == "u":
@@ -176,6 +180,7 @@ def measure_edit(model, classifier, images: Tensor, labels: Tensor, index: int,
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many label rows as images (at least one), got {len(images)} "
                          f"images and {len(labels)} label rows")
+    check_labels(labels, "labels")
     device = next(model.parameters()).device
     new_labels = edited_labels(labels, index, value)
     reconstructions, edits = [], []

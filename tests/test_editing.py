@@ -82,6 +82,19 @@ def test_the_flow_prior_edit_through_the_prior_moves_the_code():
     assert (kept - moved).abs().max() > 1e-4
 
 
+def test_an_edit_through_the_prior_moves_the_code_from_y_to_y_new():
+    model = small_model("sigma_flow")
+    images, labels = batch()
+    x = to_float(images).double()
+    new = edited_labels(labels, 0)
+    mu, _ = model.encode(x, labels)
+    forward = model.decode(transport_latents(model, mu, labels, new), new)
+    backward = model.decode(transport_latents(model, mu, new, labels), new)  # y′ back to y
+    assert (forward - backward).abs().max() > 1e-4  # the direction matters here
+    torch.testing.assert_close(edit(model, x, labels, new, through_prior=True), forward,
+                               rtol=0, atol=1e-9)
+
+
 def test_transport_maps_a_prior_sample_for_y_to_the_sample_for_y_new_with_the_same_noise():
     model = small_model("sigma_flow")
     _, labels = batch()
@@ -173,6 +186,66 @@ def test_an_edit_that_changes_the_image_is_measured_against_the_original():
     summary = outcome.summary()
     assert summary["images"] == 16
     assert summary["pixel_distance"] == pytest.approx(mean_and_error(outcome.pixel_distance))
+
+
+class Painter(nn.Module):
+    """A fake model that paints its labels: channel c is bright where y[:, c] (read by
+    ``ChannelMeans``), whatever the code; with ``leak``, channel 1 also shows y[:, 0]."""
+
+    has_flow_prior = False
+
+    def __init__(self, leak=False):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.leak = leak
+
+    def encode(self, x, y):
+        return x.new_zeros(len(x), 1), x.new_zeros(len(x), 1)
+
+    def decode(self, z, y):
+        shown = y.clone()
+        if self.leak:
+            shown[:, 1] = torch.maximum(y[:, 1], y[:, 0])
+        return shown[:, :, None, None].expand(-1, -1, 4, 4) * self.scale
+
+    def reconstruct(self, x, y):
+        return self.decode(self.encode(x, y)[0], y)
+
+
+@pytest.mark.parametrize("leak, preserved", [(False, 1.0), (True, 0.5)])
+def test_preservation_counts_only_the_other_attributes_of_a_real_edit(leak, preserved):
+    labels = torch.zeros(8, 3)
+    labels[4:, 2] = 1
+    images = images_showing(labels)
+    outcome = measure_edit(Painter(leak), ChannelMeans(), images, labels, 0, value=1)
+    assert outcome.success.all() and outcome.added.all()  # attribute 0 appeared: a real edit
+    # of the two other attributes none changed, or (leak) attribute 1 changed with it; counting
+    # the edited one too would give 2/3 or 1/3
+    assert torch.equal(outcome.preserved, torch.full((8,), preserved, dtype=torch.float64))
+
+
+BAD_LABELS = [(2.0, r"must be in \[0, 1\]"), (float("nan"), "contain NaN"),
+              (-1.0, r"CelebA's raw -1/1 labels use \(labels > 0\)")]
+
+
+@pytest.mark.parametrize("bad, message", BAD_LABELS)
+def test_edits_refuse_labels_outside_zero_one_as_sampling_does(bad, message):
+    model = small_model("sigma_flow")
+    images, labels = batch(4)
+    x = to_float(images).double()
+    wrong = labels.clone()
+    wrong[1, 2] = bad
+    with pytest.raises(ValueError, match=message):
+        model.sample(wrong)
+    for through_prior in (False, True):
+        with pytest.raises(ValueError, match="^labels y .*" + message):
+            edit(model, x, wrong, labels, through_prior)
+        with pytest.raises(ValueError, match="^edited labels y_new .*" + message):
+            edit(model, x, labels, wrong, through_prior)
+    with pytest.raises(ValueError, match="^labels y_b .*" + message):
+        interpolate(model, x[0], labels[0], x[1], wrong[1])
+    with pytest.raises(ValueError, match="^labels (?=must|contain).*" + message):  # its argument
+        measure_edit(model, small_classifier().double(), images, wrong, 0)
 
 
 def test_measure_edit_wants_uint8_images():

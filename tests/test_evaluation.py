@@ -285,16 +285,13 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
 
 def test_evaluate_run_over_seeds_reports_mean_and_standard_error(tiny_run, tmp_path):
     run_dir, train_data, test_data = tiny_run
-    for seed in (0, 1):
-        for name in ("sigma", "sigma_qxy"):
-            shutil.copytree(run_dir / name, seed_dir(tmp_path, seed) / name)
-    # seed 1's σ-CVAE is another training: the ablation's weights in its folder would not load
-    # (another encoder), so retrain it from another seed instead
-    model = CVAE(run_config("sigma", image_size=16, latent_dim=4, base_channels=8))
-    path = checkpoint_path(seed_dir(tmp_path, 1), "sigma")
-    path.unlink()
-    train(model, train_data, test_data, TrainConfig(epochs=1, batch_size=64, seed=1), path,
-          progress=False)
+    for name in ("sigma", "sigma_qxy"):
+        shutil.copytree(run_dir / name, seed_dir(tmp_path, 0) / name)  # trained with seed 0
+        # seed 1 is another training (a copy of seed 0's would be refused: its seed is 0)
+        model = CVAE(run_config(name, image_size=16, latent_dim=4, base_channels=8,
+                                flow_hidden=16))
+        train(model, train_data, test_data, TrainConfig(epochs=1, batch_size=64, seed=1),
+              checkpoint_path(seed_dir(tmp_path, 1), name), progress=False)
     options = dict(feature_space="attribute", num_samples=32, iw_samples=5, likelihood_images=16,
                    classifier_config=ClassifierConfig(image_size=16, epochs=1), progress=False)
     rows = evaluate_run(tmp_path, train_data, test_data, models=["sigma", "sigma_qxy"],
@@ -302,7 +299,7 @@ def test_evaluate_run_over_seeds_reports_mean_and_standard_error(tiny_run, tmp_p
     assert [(r["seed"], r["model"]) for r in rows] == [(0, "sigma"), (0, "sigma_qxy"),
                                                        (1, "sigma"), (1, "sigma_qxy")]
     assert rows[0]["neg_elbo_nats"] != rows[2]["neg_elbo_nats"]  # two trainings
-    assert rows[1]["neg_elbo_nats"] == pytest.approx(rows[3]["neg_elbo_nats"])  # one, twice
+    assert rows[1]["neg_elbo_nats"] != rows[3]["neg_elbo_nats"]
     markdown = (tmp_path / "results.md").read_text()
     mean = (rows[0]["neg_elbo_nats"] + rows[2]["neg_elbo_nats"]) / 2
     error = abs(rows[0]["neg_elbo_nats"] - rows[2]["neg_elbo_nats"]) / 2  # s.e. of two values

@@ -10,8 +10,6 @@ column of :data:`~.metrics.METRICS` from those tensors.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -21,11 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checkpoints import checkpoint_path, load_model, seed_dir
+from ..checkpoints import load_model
 from ..config import ConfigError, check_int, resolve_device
-from ..cvae import PAPER_MODEL_NAMES, run_config, run_name
+from ..cvae import PAPER_MODEL_NAMES, run_name
 from ..data.images import AttributeImages
-from ..files import atomic_write
 from .classifier import AttributeClassifier, ClassifierConfig, train_attribute_classifier
 from .conditioning import balanced_accuracy, real_joint_statistics
 from .draws import draw
@@ -35,6 +32,8 @@ from .judge import Judge
 from .metrics import COLUMNS, METRICS, floor_columns, read_draws
 from .protocol import (ProtocolCard, load_reference, preprocessing, reference_path,
                        save_reference)
+from .results import RESULTS_CSV, merge_results, read_results, write_results_files
+from .runs import check_checkpoint, check_run, locate_run, writable_results_folder
 from .uncertainty import summarize, summary_markdown
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
@@ -223,7 +222,9 @@ def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict
 def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
                         test_data: AttributeImages, *, evaluation: Evaluation | None = None,
                         progress: bool = True, **options) -> dict:
-    """The results row of one checkpoint; ``options`` go to :func:`prepare_evaluation`."""
+    """The results row of one checkpoint (checked first: trained to the end, on these data,
+    finite; :func:`runs.check_checkpoint`); ``options`` go to :func:`prepare_evaluation`."""
+    check_checkpoint(path, data=train_data)
     model = load_model(path)
     evaluation = evaluation or prepare_evaluation(train_data, test_data, progress=progress,
                                                   **options)
@@ -232,35 +233,41 @@ def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
 
 def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,
                  test_data: AttributeImages, models=PAPER_MODEL_NAMES, *, seeds=None,
+                 allow_missing: bool = False, results_dir: str | os.PathLike | None = None,
                  device="auto", progress: bool = True, **options) -> list:
     """Evaluate ``run_dir/<model>/checkpoint.pt`` for each model — or, with ``seeds``, each
     seed's ``run_dir/seed<k>/<model>/checkpoint.pt`` (rows get a ``seed``) — with one
-    classifier and one set of real statistics; write ``run_dir/results.csv`` and
-    ``results.md`` (beside the paper's Table 1; mean ± s.e. over seeds) and return the rows.
+    classifier and one set of real statistics; merge the rows into ``results.csv`` and write
+    ``results.md`` (beside the paper's Table 1; mean ± s.e. over seeds) in ``results_dir``
+    (default ``run_dir``), and return the rows.
 
-    ``models`` are run names (``sigma``, or ``sigma_qxy`` for its ablation). The attribute
-    classifier and the cached real statistics go to ``run_dir/eval_cache``.
+    Before anything is computed or written, every checkpoint is checked against its folder and
+    the run (:mod:`runs`): the model and seed it records, training finished and not running,
+    the data's attributes, image size and images, one configuration per model. A missing one is
+    an error naming it; with ``allow_missing`` the rest are evaluated and a warning and
+    ``results.md`` say what was left out. ``models`` are run names (``sigma``, or ``sigma_qxy``
+    for its ablation). The attribute classifier and the cached real statistics go to
+    ``cache_dir`` (default ``results_dir/eval_cache``).
     """
-    run_dir = Path(run_dir)
-    models = [models] if isinstance(models, str) else list(models)
-    for name in models:
-        run_config(name)  # an unknown name is a ConfigError here
-    folders = [(None, run_dir)] if seeds is None else [(s, seed_dir(run_dir, s)) for s in seeds]
-    missing = [str(checkpoint_path(folder, m)) for _, folder in folders for m in models
-               if not checkpoint_path(folder, m).exists()]
-    if missing:
-        raise FileNotFoundError(f"no checkpoint at {', '.join(missing)}; train these models first "
-                                f"(chapter 5 writes them) or pass the run folder that has them")
-    options.setdefault("cache_dir", run_dir / "eval_cache")
+    run = locate_run(run_dir, models, seeds, allow_missing)
+    check_run(run, train_data, test_data)
+    folder = writable_results_folder(run_dir if results_dir is None else results_dir)
+    if run.missing:
+        warnings.warn(run.left_out(), RuntimeWarning, stacklevel=2)
+    options.setdefault("cache_dir", folder / "eval_cache")
     evaluation = prepare_evaluation(train_data, test_data, device=device, progress=progress,
                                     **options)
+    # a results.csv of another protocol is refused now, not after the evaluation
+    merge_results(read_results(folder / RESULTS_CSV), [
+        {**({} if entry.seed is None else {"seed": entry.seed}), "model": entry.model,
+         "protocol": evaluation.protocol, "distance_name": evaluation.distance_name,
+         "card_key": evaluation.card.key()}
+        for entry in run.found], folder / RESULTS_CSV)
     rows = []
-    for seed, folder in folders:
-        for name in models:
-            row = evaluate_checkpoint(checkpoint_path(folder, name), train_data, test_data,
-                                      evaluation=evaluation, progress=progress)
-            rows.append(row if seed is None else {"seed": seed, **row})
-    write_results(rows, run_dir, evaluation.card)
+    for entry in run.found:
+        row = evaluate_model(load_model(entry.path), evaluation, progress)
+        rows.append(row if entry.seed is None else {"seed": entry.seed, **row})
+    write_results(rows, folder, evaluation.card, notes=[run.left_out()])
     return rows
 
 
@@ -321,18 +328,18 @@ def _notes(rows: list) -> list:
     return notes
 
 
-def write_results(rows: list, folder: str | os.PathLike,
-                  card: ProtocolCard | None = None) -> tuple:
-    """Write ``results.csv`` (every column) and ``results.md`` into ``folder``; return both paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    csv_path, md_path = folder / "results.csv", folder / "results.md"
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    # atomic: a reader (or a crash) never sees half a table
-    atomic_write(csv_path, lambda file: file.write(table.getvalue().encode("utf-8")))
-    atomic_write(md_path, lambda file: file.write(results_markdown(rows, card).encode("utf-8")))
-    return csv_path, md_path
+def write_results(rows: list, folder: str | os.PathLike, card: ProtocolCard | None = None,
+                  notes=()) -> tuple:
+    """Merge ``rows`` into ``folder/results.csv`` (a row of the same seed and model is
+    replaced, the others are kept: :func:`results.merge_results`) and write ``results.md`` of
+    the merged table, with ``notes`` and the protocol ``card`` under it; both atomically.
+    Return both paths.
+
+    No rows is an error that leaves the files as they are."""
+    if not rows:
+        raise ConfigError(f"no results rows to write; {Path(folder) / RESULTS_CSV} is kept as "
+                          f"it is")
+    csv_path = Path(folder) / RESULTS_CSV
+    merged = merge_results(read_results(csv_path), rows, csv_path)
+    markdown = results_markdown(merged, card) + "".join(f"\n{note}\n" for note in notes if note)
+    return write_results_files(merged, markdown, folder)

@@ -16,20 +16,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, lock_holder_note as _holder, run_lock_files
 from ..files import atomic_write, umask_mode
 
 
 class RunInUseError(CheckpointError):
     """Another live process is training into the same checkpoint."""
-
-
-def _holder(info: Path) -> str:
-    try:
-        held = json.loads(info.read_text())
-        return f"pid {held['pid']} on host {held['host']} since {held['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "an unknown process"
 
 
 @contextmanager
@@ -38,8 +30,8 @@ def run_lock(checkpoint_path):
 
     Raises :class:`RunInUseError` naming the holder if another process holds it."""
     path = Path(checkpoint_path)
-    lock = FileLock(str(path) + ".lock", mode=umask_mode())
-    info = path.with_name(path.name + ".lock.json")
+    lock_file, info = run_lock_files(path)
+    lock = FileLock(str(lock_file), mode=umask_mode())
     try:
         lock.acquire(timeout=0)
     except Timeout:
