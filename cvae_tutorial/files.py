@@ -1,11 +1,17 @@
-"""Files that are never left half-written, and short content fingerprints (for cache keys)."""
+"""Files that are never left half-written (nor left behind by a killed process), and short
+content fingerprints (for cache keys)."""
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable
+
+TEMPORARY_SUFFIXES = (".tmp", ".partial")
 
 
 def umask_mode(mode: int = 0o666) -> int:
@@ -20,10 +26,52 @@ def temporary_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     """A new, empty file with a unique name in ``path``'s folder (so that ``os.replace`` onto
     ``path`` is atomic), readable as the umask allows. Two processes or threads never share one."""
     path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    owner = f"{socket.gethostname()}.{os.getpid()}"  # who to ask whether it is still needed
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.{owner}.", suffix=suffix,
+                                    dir=path.parent)
     os.close(handle)
     os.chmod(name, umask_mode())
     return Path(name)
+
+
+def process_state(pid: int) -> str:
+    """'running', 'stopped' (SIGSTOP, or traced) or 'gone' (no such process, or a zombie) for
+    a process of this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        pass  # another user's process: it exists
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "running"  # no /proc (macOS): it exists
+    return {"Z": "gone", "X": "gone", "T": "stopped", "t": "stopped"}.get(state, "running")
+
+
+def remove_leftovers(folder: str | os.PathLike) -> int:
+    """Remove the temporary files in ``folder`` whose owner (named in the file name by
+    :func:`temporary_beside`) is a process of this host that is gone: what a ``kill -9`` or a
+    lost power supply left behind. Says how much it freed; returns the bytes freed."""
+    pattern = re.compile(rf"^\..+\.{re.escape(socket.gethostname())}\.(\d+)\.[a-z0-9_]+"
+                         rf"({'|'.join(map(re.escape, TEMPORARY_SUFFIXES))})$")
+    removed, freed = [], 0
+    for entry in os.scandir(folder) if os.path.isdir(folder) else ():
+        match = pattern.match(entry.name)
+        if match and int(match[1]) != os.getpid() and process_state(int(match[1])) == "gone":
+            try:
+                size = entry.stat().st_size
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # another process removed it first
+            removed.append(entry.name)
+            freed += size
+    if removed:
+        warnings.warn(f"removed {len(removed)} temporary file(s) in {folder} left by stopped "
+                      f"processes ({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})"
+                      f": {freed / 1e6:.1f} MB freed", stacklevel=2)
+    return freed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable, mode: str = "wb") -> Path:

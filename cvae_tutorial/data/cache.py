@@ -17,7 +17,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import check_int
-from ..files import atomic_write, fingerprint, temporary_beside, umask_mode
+from ..files import atomic_write, fingerprint, remove_leftovers, temporary_beside, umask_mode
+from ..signals import sigterm_as_interrupt
 from .images import AttributeImages, DataError, sample_digest, to_uint8
 
 CACHE_FORMAT = 2  # 2: records a digest of sampled images
@@ -197,8 +198,11 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
                         f"writable cache_dir (--cache-dir)") from error
     try:  # one builder at a time; the others wait, then open what it built
         cached = _open_cache(path, source, on_error)
-        return cached if cached is not None else _build(dataset, path, source, num_workers,
-                                                        batch_size, on_error)
+        if cached is not None:
+            return cached
+        remove_leftovers(path.parent)  # the partial files of killed builders
+        with sigterm_as_interrupt():  # a stopped build removes its partial file
+            return _build(dataset, path, source, num_workers, batch_size, on_error)
     finally:
         lock.release()
 
