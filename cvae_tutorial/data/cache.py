@@ -6,23 +6,25 @@ import json
 import math
 import os
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from filelock import FileLock
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import check_int
-from ..files import atomic_write, fingerprint, remove_leftovers, temporary_beside, umask_mode
+from ..files import (LockWaitTimeout, atomic_write, fingerprint, holding, remove_leftovers,
+                     temporary_beside)
 from ..signals import sigterm_as_interrupt
 from .images import AttributeImages, DataError, sample_digest, to_uint8
 
 CACHE_FORMAT = 2  # 2: records a digest of sampled images
 ON_ERROR = ("stop", "skip")
+LOCK_TIMEOUT = 3600.0  # seconds a run waits for another's cache build (a stopped one: 60)
 
 
 def default_num_workers() -> int:
@@ -163,7 +165,8 @@ def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
 
 def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None = None,
                       batch_size: int = 256, on_error: str = "stop",
-                      source: dict | None = None) -> CachedImages:
+                      source: dict | None = None,
+                      lock_timeout: float = LOCK_TIMEOUT) -> CachedImages:
     """Decode a dataset of ``(image, label)`` once into a uint8 file at ``path``; memory-map it.
 
     ``num_workers`` decoding processes (default: the usable cores, at most 8) feed a progress bar.
@@ -175,6 +178,9 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
 
     ``on_error``: ``"stop"`` raises at the first unreadable image, naming it; ``"skip"`` leaves it
     out (its label row too, so labels stay aligned) and reports it.
+
+    A run that finds another building the same cache says who (pid, host, since when, running
+    or stopped) and waits at most ``lock_timeout`` seconds (60 for a stopped builder).
     """
     if on_error not in ON_ERROR:
         raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -189,22 +195,22 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
         for report in reports:
             warnings.warn(report.message, stacklevel=2)
         return cached
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path) + ".lock", mode=umask_mode())
-        lock.acquire()
-    except OSError as error:
-        raise DataError(f"cannot write the image cache in {path.parent} ({error}); pass a "
-                        f"writable cache_dir (--cache-dir)") from error
-    try:  # one builder at a time; the others wait, then open what it built
+    with ExitStack() as held:  # one builder at a time; the others wait, then open its cache
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(holding(f"{path}.lock", f"the build of the image cache "
+                                                      f"{path.name}", lock_timeout))
+        except OSError as error:
+            raise DataError(f"cannot write the image cache in {path.parent} ({error}); pass a "
+                            f"writable cache_dir (--cache-dir)") from error
+        except LockWaitTimeout as error:
+            raise DataError(str(error)) from None
         cached = _open_cache(path, source, on_error)
         if cached is not None:
             return cached
         remove_leftovers(path.parent)  # the partial files of killed builders
         with sigterm_as_interrupt():  # a stopped build removes its partial file
             return _build(dataset, path, source, num_workers, batch_size, on_error)
-    finally:
-        lock.release()
 
 
 def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error):
