@@ -2,9 +2,11 @@
 file that later runs open without decoding anything (chapter 5)."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -234,6 +236,28 @@ def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error)
     return _open_cache(path, source, on_error)
 
 
+def _reserve(partial: Path, size: int) -> None:
+    """Give ``partial`` its ``size`` bytes on disk before decoding into its memory map: a full
+    disk is then one line now, not hours later a write into a map the file system cannot back
+    (which kills the process with SIGBUS)."""
+    folder = partial.parent
+    needed = f"the image cache needs {size:,} bytes ({size / 1e9:.2f} GB) in {folder}"
+    fix = "free space there or pass another cache_dir (--cache-dir)"
+    free = shutil.disk_usage(folder).free
+    if free < size:
+        raise DataError(f"{needed} but only {free:,} bytes are free; {fix}")
+    with open(partial, "r+b") as file:
+        try:
+            os.posix_fallocate(file.fileno(), 0, size)
+        except AttributeError:  # no posix_fallocate (macOS): a sparse file, as before
+            file.truncate(size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # ENOSPC, EFBIG, EDQUOT
+                raise DataError(f"{needed} and could not reserve them ({error.strerror}); "
+                                f"{fix}") from None
+            file.truncate(size)  # a file system that cannot reserve: sparse
+
+
 def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error: str,
                  name: str):
     """Decode ``dataset`` into the uint8 file ``partial``; return (shape, labels, skipped)."""
@@ -252,6 +276,7 @@ def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error
             if batch["images"] is not None:
                 if images is None:  # the first readable image fixes the shape
                     image_shape = list(batch["images"].shape[1:])
+                    _reserve(partial, len(dataset) * math.prod(image_shape))
                     images = torch.from_file(str(partial), shared=True,
                                              size=len(dataset) * math.prod(image_shape),
                                              dtype=torch.uint8).view(-1, *image_shape)
