@@ -53,3 +53,23 @@ def test_resuming_on_another_test_set_is_refused_before_mixing_histories(faces, 
         run(faces, path, test_images=8, epochs=2)
     history = run(faces, path, test_images=32, epochs=2)
     assert len(history) == 2 and load_checkpoint(path)["test_data"]["count"] == 32
+
+
+@pytest.mark.parametrize("saved, now", [(2, 1), (1, 2)])
+def test_resuming_on_another_number_of_processes_is_refused(faces, tmp_path, monkeypatch,
+                                                            saved, now):
+    """The checkpoint records its world size; another one would splice the batches (a 2-process
+    run resumed on 1 halves the global batch, and mid-epoch sees images twice)."""
+    path = tmp_path / "checkpoint.pt"
+    run(faces, path, epochs=1)
+    state = load_checkpoint(path)
+    assert state["world_size"] == 1 and state["images_seen_in_epoch"] == 0
+    if saved != 1:  # as a 2-process run stopped mid-epoch records it
+        state.update(world_size=saved, step_in_epoch=1)
+        torch.save(state, path)
+    monkeypatch.setattr(resume, "distributed_world", lambda: (0, now))
+    with pytest.raises(CheckpointError, match=rf"trained on {saved} process\(es\) \(a global "
+                                              rf"batch of {saved} x 32 images.*resuming on {now} "
+                                              rf"would change the batches.*--nproc_per_node="
+                                              rf"{saved}"):
+        run(faces, path, epochs=2)

@@ -66,10 +66,21 @@ def check_same_data(state: dict, data: dict, path) -> None:
                               f"new out_dir")
 
 
-def check_same_course(state: dict, config, test_data: dict | None, path) -> None:
+def check_same_course(state: dict, config, test_data: dict | None, path,
+                      world_size: int = 1) -> None:
     """A run resumed for fewer epochs than it has trained would report the longer run under the
-    shorter settings, and one on another test set would mix two test sets in its history: both
-    are one clear error."""
+    shorter settings, one on another test set would mix two test sets in its history, and one
+    on another number of processes would change the global batch and the data order (images
+    seen twice in a resumed epoch): each is one clear error."""
+    saved_world = state.get("world_size") or len(state.get("rng_ranks") or [None])
+    if saved_world != world_size:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {saved_world} process(es) (a global batch of "
+            f"{saved_world} x {config.batch_size} images, stopped at epoch {state['epoch']}, "
+            f"image {state['step_in_epoch'] * saved_world * config.batch_size} of it); resuming "
+            f"on {world_size} would change the batches and the data order; resume with "
+            f"torchrun --nproc_per_node={saved_world}"
+            f"{' (or plain python)' if saved_world == 1 else ''} or use a new out_dir")
     if state["epoch"] > config.epochs:
         raise CheckpointError(f"checkpoint {path} has trained {state['epoch']} epochs, more than "
                               f"the epochs={config.epochs} asked; ask epochs={state['epoch']} "
@@ -98,7 +109,7 @@ def start_or_resume(model, optimizer, config, checkpoint_path, device,
         check_same_run(state, config, checkpoint_path)
         if data is not None:
             check_same_data(state, data, checkpoint_path)
-        check_same_course(state, config, test_data, checkpoint_path)
+        check_same_course(state, config, test_data, checkpoint_path, world_size)
         optimizer.load_state_dict(_with_fused_couplings(state["optimizer"], state["model"],
                                                         model))
         model.load_state_dict(state["model"])
@@ -165,7 +176,8 @@ def save_run(path, model, optimizer, config, position: Position, device,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": position.epoch, "step_in_epoch": position.step, "running": running,
             "history": position.history, "rng": rng, "rng_ranks": rng_ranks,
-            "data": data, "test_data": test_data}, path)
+            "data": data, "test_data": test_data, "world_size": world_size,
+            "images_seen_in_epoch": position.step * world_size * config.batch_size}, path)
 
 
 def rng_state() -> dict:
