@@ -61,3 +61,19 @@ def test_the_reservation_is_real(tmp_path):
                                source={"n": 100})
     assert os.stat(tmp_path / "c.uint8").st_blocks * 512 >= 100 * 3 * 16 * 16
     assert len(cached.images) == 100
+
+
+class KillsItsWorker(Images):
+    def __getitem__(self, i):
+        if i == 37:  # as the OOM killer would
+            os.kill(os.getpid(), 9)
+        return super().__getitem__(i)
+
+
+def test_a_decoding_process_killed_is_one_line_and_leaves_nothing(tmp_path):
+    with pytest.raises(DataError, match=r"a decoding process died \(DataLoader worker \(pid \d+\) "
+                                        r"is killed by signal: Killed.*rerun with fewer decoding "
+                                        r"processes than 1 \(num_workers"):
+        build_image_cache(KillsItsWorker(), tmp_path / "c.uint8", num_workers=1, batch_size=10,
+                          source={"n": 100})
+    assert left(tmp_path) == []

@@ -236,6 +236,20 @@ def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error)
     return _open_cache(path, source, on_error)
 
 
+def _worker_deaths_said(loader, workers: int):
+    """The loader's batches; a decoding process that dies (the OOM killer, a /dev/shm too small
+    for its batches) is one line saying what to pass, not DataLoader's RuntimeError."""
+    try:
+        yield from loader
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        raise DataError(f"a decoding process died ({str(error).splitlines()[0]}): out of memory "
+                        f"or a small /dev/shm; rerun with fewer decoding processes than "
+                        f"{workers} (num_workers / --num-workers; 0 decodes in this "
+                        f"process)") from None
+
+
 def _reserve(partial: Path, size: int) -> None:
     """Give ``partial`` its ``size`` bytes on disk before decoding into its memory map: a full
     disk is then one line now, not hours later a write into a map the file system cannot back
@@ -265,7 +279,7 @@ def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error
                                          num_workers=workers, collate_fn=_collate_reports)
     images, labels, skipped, count = None, [], [], 0
     with tqdm(total=len(dataset), desc=f"caching {name}", unit="img") as bar:
-        for batch in loader:
+        for batch in _worker_deaths_said(loader, workers):
             for index, error in batch["errors"]:
                 if on_error == "stop":
                     raise DataError(f"{error} (item {index}); to build the cache without "
