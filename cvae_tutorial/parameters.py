@@ -80,8 +80,9 @@ def check_parameter(name: str, value, kind):
         example = _LIST_EXAMPLES.get(element, "[...]")
         if isinstance(value, str) and element is str:
             example = f"[{value}]"
-        raise ConfigError(f"{name} must be a list of {_PLURALS.get(element, 'values')}{none}, got {_got(value)}; with "
-                          f"papermill pass a YAML list: -y '{name}: {example}'")
+        raise ConfigError(f"{name} must be a list of {_PLURALS.get(element, 'values')}{none}, "
+                          f"got {_got(value)}; with papermill pass a YAML list: "
+                          f"-y '{name}: {example}'")
     if inner not in _SCALARS:
         return value  # an annotation this check does not know: left to the chapter
     if _is(value, inner):

@@ -26,8 +26,8 @@ def test_too_little_free_space_is_one_line_before_decoding(tmp_path, monkeypatch
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
     with pytest.raises(DataError, match=rf"the image cache needs 76,800 bytes \(0.00 GB\) in "
-                                        rf"{tmp_path} but only 1,000 bytes are free; free space there or pass another "
-                                        rf"cache_dir"):
+                                        rf"{tmp_path} but only 1,000 bytes are free; free "
+                                        rf"space there or pass another cache_dir"):
         build_image_cache(Images(), tmp_path / "c.uint8", num_workers=0, batch_size=10,
                           source={"n": 100})
     assert left(tmp_path) == []
@@ -72,8 +72,8 @@ class KillsItsWorker(Images):
 
 def test_a_decoding_process_killed_is_one_line_and_leaves_nothing(tmp_path):
     with pytest.raises(DataError, match=r"a decoding process died \(DataLoader worker \(pid.*\d+\) "
-                                        r"(is killed by signal|exited unexpectedly).*rerun with fewer decoding "
-                                        r"processes than 1 \(num_workers"):
+                                        r"(is killed by signal|exited unexpectedly).*rerun "
+                                        r"with fewer decoding processes than 1 \(num_workers"):
         build_image_cache(KillsItsWorker(), tmp_path / "c.uint8", num_workers=1, batch_size=10,
                           source={"n": 100})
     assert left(tmp_path) == []
