@@ -2,8 +2,10 @@
 
 The book's chapters import this package. Its layers, each importing only from those below it:
 
-1. ``config`` (ConfigError, shared checks, the device), ``files`` (atomic writes, fingerprints)
-2. ``data`` (datasets and batches); ``nets``, ``flows``, ``losses``
+1. ``config`` (ConfigError, shared checks, the device), ``files`` (atomic writes, fingerprints,
+   leftovers of killed processes), ``signals`` (SIGTERM as Ctrl-C)
+2. ``data`` (datasets and batches); ``nets``, ``flows``, ``losses``; ``parameters`` (a chapter's
+   papermill parameters checked against their annotations)
 3. ``cvae`` (the three models), ``checkpoints`` (saving and loading them)
 4. ``training`` (the loop, ``python -m cvae_tutorial.training``), ``evaluation`` (chapter 6),
    ``editing`` (using a trained model: chapter 7)

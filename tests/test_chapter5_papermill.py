@@ -32,7 +32,9 @@ def test_overridden_run_writes_its_checkpoints_in_out_dir(tmp_path):
 
 
 def test_a_models_string_instead_of_a_list_is_a_clear_error(tmp_path):
-    with pytest.raises(papermill.PapermillExecutionError, match="models must be a non-empty list"):
+    with pytest.raises(papermill.PapermillExecutionError,
+                       match=r"models must be a list of strings, got the string 'sigma'; with "
+                             r"papermill pass a YAML list: -y 'models: \[sigma\]'"):
         run_chapter(tmp_path, **QUICK, epochs=1, models="sigma", out_dir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
@@ -50,7 +52,8 @@ def test_evaluate_writes_the_results_table_beside_the_checkpoints(tmp_path):
 # Bad papermill parameters for the training chapter: the cell fails with the package's message
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("parameters, message", [
-    (dict(epochs="three"), "ConfigError: TrainConfig.epochs must be int, got str 'three'"),
+    (dict(epochs="three"), "ConfigError: epochs must be an int, got the string 'three'; with "
+                           "papermill pass -p epochs 3"),
     (dict(models=["sigma", "flow"]), "ConfigError: unknown model 'flow'; use one of gaussian, "
                                      "sigma, sigma_flow"),
     (dict(image_size=86), "image_size=86 is not supported: the encoder halves the image 4 times"),

@@ -7,6 +7,7 @@ training and evaluation draw).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 from .batches import epoch_batches, flip_mask, iterate_batches, load_batch
@@ -41,5 +42,13 @@ def load_dataset(name: str = "embedded", split: str = "train", image_size: int =
             raise DataError("dataset 'celeba' needs data_dir, the folder that holds celeba/")
         data = load_celeba(data_dir, split, image_size, attributes, cache_dir=cache_dir,
                            num_workers=num_workers, on_error=on_error)
-        return data.subset(num_images) if num_images is not None else data
+        return _first(data, num_images, split)
     raise DataError(f"unknown dataset {name!r}; use 'embedded' or 'celeba'")
+
+
+def _first(data: AttributeImages, num_images: int | None, split: str) -> AttributeImages:
+    """The first ``num_images`` images; asking for more than the split holds is said."""
+    if num_images is not None and num_images > len(data):
+        warnings.warn(f"num_images={num_images} (--num-images) is more than the {len(data)} "
+                      f"images of the {split} split; using all {len(data)}", stacklevel=3)
+    return data.subset(num_images) if num_images is not None else data

@@ -2,26 +2,31 @@
 file that later runs open without decoding anything (chapter 5)."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from filelock import FileLock
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import check_int
-from ..files import atomic_write, fingerprint, temporary_beside, umask_mode
+from ..files import (LockWaitTimeout, atomic_write, fingerprint, holding, remove_leftovers,
+                     temporary_beside)
+from ..signals import sigterm_as_interrupt
 from .images import AttributeImages, DataError, sample_digest, to_uint8
 
 CACHE_FORMAT = 2  # 2: records a digest of sampled images
 ON_ERROR = ("stop", "skip")
+LOCK_TIMEOUT = 3600.0  # seconds a run waits for another's cache build (a stopped one: 60)
 
 
 def default_num_workers() -> int:
@@ -162,7 +167,8 @@ def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
 
 def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None = None,
                       batch_size: int = 256, on_error: str = "stop",
-                      source: dict | None = None) -> CachedImages:
+                      source: dict | None = None,
+                      lock_timeout: float = LOCK_TIMEOUT) -> CachedImages:
     """Decode a dataset of ``(image, label)`` once into a uint8 file at ``path``; memory-map it.
 
     ``num_workers`` decoding processes (default: the usable cores, at most 8) feed a progress bar.
@@ -174,6 +180,9 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
 
     ``on_error``: ``"stop"`` raises at the first unreadable image, naming it; ``"skip"`` leaves it
     out (its label row too, so labels stay aligned) and reports it.
+
+    A run that finds another building the same cache says who (pid, host, since when, running
+    or stopped) and waits at most ``lock_timeout`` seconds (60 for a stopped builder).
     """
     if on_error not in ON_ERROR:
         raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -188,19 +197,22 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
         for report in reports:
             warnings.warn(report.message, stacklevel=2)
         return cached
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path) + ".lock", mode=umask_mode())
-        lock.acquire()
-    except OSError as error:
-        raise DataError(f"cannot write the image cache in {path.parent} ({error}); pass a "
-                        f"writable cache_dir (--cache-dir)") from error
-    try:  # one builder at a time; the others wait, then open what it built
+    with ExitStack() as held:  # one builder at a time; the others wait, then open its cache
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(holding(f"{path}.lock", f"the build of the image cache "
+                                                      f"{path.name}", lock_timeout))
+        except OSError as error:
+            raise DataError(f"cannot write the image cache in {path.parent} ({error}); pass a "
+                            f"writable cache_dir (--cache-dir)") from error
+        except LockWaitTimeout as error:
+            raise DataError(str(error)) from None
         cached = _open_cache(path, source, on_error)
-        return cached if cached is not None else _build(dataset, path, source, num_workers,
-                                                        batch_size, on_error)
-    finally:
-        lock.release()
+        if cached is not None:
+            return cached
+        remove_leftovers(path.parent)  # the partial files of killed builders
+        with sigterm_as_interrupt():  # a stopped build removes its partial file
+            return _build(dataset, path, source, num_workers, batch_size, on_error)
 
 
 def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error):
@@ -224,6 +236,42 @@ def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error)
     return _open_cache(path, source, on_error)
 
 
+def _worker_deaths_said(loader, workers: int):
+    """The loader's batches; a decoding process that dies (the OOM killer, a /dev/shm too small
+    for its batches) is one line saying what to pass, not DataLoader's RuntimeError."""
+    try:
+        yield from loader
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        raise DataError(f"a decoding process died ({str(error).splitlines()[0]}): out of memory "
+                        f"or a small /dev/shm; rerun with fewer decoding processes than "
+                        f"{workers} (num_workers / --num-workers; 0 decodes in this "
+                        f"process)") from None
+
+
+def _reserve(partial: Path, size: int) -> None:
+    """Give ``partial`` its ``size`` bytes on disk before decoding into its memory map: a full
+    disk is then one line now, not hours later a write into a map the file system cannot back
+    (which kills the process with SIGBUS)."""
+    folder = partial.parent
+    needed = f"the image cache needs {size:,} bytes ({size / 1e9:.2f} GB) in {folder}"
+    fix = "free space there or pass another cache_dir (--cache-dir)"
+    free = shutil.disk_usage(folder).free
+    if free < size:
+        raise DataError(f"{needed} but only {free:,} bytes are free; {fix}")
+    with open(partial, "r+b") as file:
+        try:
+            os.posix_fallocate(file.fileno(), 0, size)
+        except AttributeError:  # no posix_fallocate (macOS): a sparse file, as before
+            file.truncate(size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # ENOSPC, EFBIG, EDQUOT
+                raise DataError(f"{needed} and could not reserve them ({error.strerror}); "
+                                f"{fix}") from None
+            file.truncate(size)  # a file system that cannot reserve: sparse
+
+
 def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error: str,
                  name: str):
     """Decode ``dataset`` into the uint8 file ``partial``; return (shape, labels, skipped)."""
@@ -231,7 +279,7 @@ def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error
                                          num_workers=workers, collate_fn=_collate_reports)
     images, labels, skipped, count = None, [], [], 0
     with tqdm(total=len(dataset), desc=f"caching {name}", unit="img") as bar:
-        for batch in loader:
+        for batch in _worker_deaths_said(loader, workers):
             for index, error in batch["errors"]:
                 if on_error == "stop":
                     raise DataError(f"{error} (item {index}); to build the cache without "
@@ -242,6 +290,7 @@ def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error
             if batch["images"] is not None:
                 if images is None:  # the first readable image fixes the shape
                     image_shape = list(batch["images"].shape[1:])
+                    _reserve(partial, len(dataset) * math.prod(image_shape))
                     images = torch.from_file(str(partial), shared=True,
                                              size=len(dataset) * math.prod(image_shape),
                                              dtype=torch.uint8).view(-1, *image_shape)

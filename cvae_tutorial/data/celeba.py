@@ -27,6 +27,7 @@ CELEBA_ATTRIBUTES = (
 )
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 CELEBA_CROP = 148  # the usual centre crop of the 178x218 aligned faces before resizing
+ALIGNED_SIZE = (178, 218)  # img_align_celeba's images; twice that is no aligned CelebA face
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
 # CelebA
 # ----------------------------------------------------------------------------------------------
@@ -77,16 +78,39 @@ def read_celeba_annotations(root: str | os.PathLike, split: str = "train"):
     return files, torch.tensor([labels[name] for name in files], dtype=torch.float32), names
 
 
+def _read_lines(path: Path) -> list:
+    """The lines of a list file read as UTF-8 (CelebA's are ASCII); another encoding is an error
+    naming the file and line, not a UnicodeDecodeError (or silently wrong names)."""
+    data = path.read_bytes()
+    fix = "save it as UTF-8 (e.g. iconv -t UTF-8) or re-download it"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        raise DataError(f"{path} is UTF-16 (or holds NUL bytes), not UTF-8 text; {fix}")
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line} has a byte that is not UTF-8 "
+                        f"({data[error.start:error.start + 1]!r}); {fix}") from None
+
+
+def _no_duplicate(path: Path, name: str, number: int, seen: dict) -> None:
+    """A second row for one image (whose labels would silently replace the first's) is named."""
+    if name in seen:
+        raise DataError(f"{path}, line {number} repeats {name} of line {seen[name]}; keep one "
+                        f"row per image or re-download it")
+    seen[name] = number
+
+
 def _read_attribute_file(path: Path):
     """``{file: [bool] * A}`` and the attribute names; a malformed line is named, not a crash."""
-    lines = path.read_text().splitlines()
+    lines = _read_lines(path)
     expected = (f"expected a count line, a line of attribute names, then one line per image: "
                 f"a file name and one 1 or -1 per attribute; re-download it")
     if len(lines) < 3 or not lines[0].strip().isdigit():
         raise DataError(f"{path} is malformed ({'empty' if not lines else 'no count line'}); "
                         f"{expected}")
     names = tuple(lines[1].split())
-    labels = {}
+    labels, seen = {}, {}
     for number, line in enumerate(lines[2:], start=3):
         row = line.split()
         if not row:
@@ -94,6 +118,7 @@ def _read_attribute_file(path: Path):
         if len(row) != len(names) + 1 or any(value not in ("1", "-1", "0") for value in row[1:]):
             raise DataError(f"{path}, line {number} is malformed ({line[:60]!r}: {len(row) - 1} "
                             f"values for {len(names)} attribute names); {expected}")
+        _no_duplicate(path, row[0], number, seen)
         labels[row[0]] = [value == "1" for value in row[1:]]
     if not labels:
         raise DataError(f"{path} has no image rows; {expected}")
@@ -102,8 +127,8 @@ def _read_attribute_file(path: Path):
 
 def _read_partition_file(path: Path) -> dict:
     """``{file: split number}``; a line that is not ``<file> <0|1|2>`` is named, not a crash."""
-    partition = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    partition, seen = {}, {}
+    for number, line in enumerate(_read_lines(path), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -111,6 +136,7 @@ def _read_partition_file(path: Path) -> dict:
             raise DataError(f"{path}, line {number} is malformed ({line[:60]!r}); expected "
                             f"'<file name> <0, 1 or 2>' (train, valid, test) on every line; "
                             f"re-download it")
+        _no_duplicate(path, fields[0], number, seen)
         partition[fields[0]] = int(fields[1])
     if not partition:
         raise DataError(f"{path} is empty; expected '<file name> <0, 1 or 2>' per image; "
@@ -129,6 +155,27 @@ class CelebAJPEGs(torch.utils.data.Dataset):
         self.crop = crop
         self.transform = T.Compose([T.CenterCrop(crop),
                                     T.Resize(check_image_size(image_size, DataError), antialias=True)])
+        self._check_plausible_size()
+
+    def _check_plausible_size(self) -> None:
+        """Images far larger than the aligned faces (the in-the-wild ones, or upscaled copies)
+        would be cropped to a small, off-centre part of each: said once per folder."""
+        from PIL import Image
+
+        first = self.folder / self.files[0] if self.files else None
+        if first is None or self.folder in _ANNOUNCED or not first.exists():
+            return
+        try:
+            with Image.open(first) as image:
+                width, height = image.size
+        except OSError:
+            return  # an unreadable image is reported when it is decoded
+        if width > 2 * ALIGNED_SIZE[0] or height > 2 * ALIGNED_SIZE[1]:
+            _ANNOUNCED.add(self.folder)
+            warnings.warn(f"CelebA image {first} is {width}x{height} px, far larger than the "
+                          f"aligned faces' {ALIGNED_SIZE[0]}x{ALIGNED_SIZE[1]}: the {self.crop}-px "
+                          f"centre crop would keep a small part of each; use img_align_celeba",
+                          stacklevel=3)
 
     def __len__(self):
         return len(self.files)

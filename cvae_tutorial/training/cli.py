@@ -95,6 +95,10 @@ def main(argv=None) -> list:
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError, FileNotFoundError,
             PermissionError, NotADirectoryError) as error:
         raise SystemExit(f"error: {error}") from error
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.sigterm_as_interrupt)
+        print(f"stopped ({stop or 'Ctrl-C'}); the last checkpoint in {args.out_dir} is whole: "
+              f"rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         if world_size > 1:
             dist.destroy_process_group()

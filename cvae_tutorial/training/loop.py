@@ -24,7 +24,9 @@ from ..cvae import CVAE
 from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import as_attribute_images
 from ..data.images import AttributeImages
+from ..files import remove_leftovers
 from ..losses import log_sigma_from_mse
+from ..signals import sigterm_as_interrupt
 from .distributed import LOGGED_TERMS, distributed_world, reduce_running
 from .evaluate import evaluate_neg_elbo, training_set_mse
 from .resume import Position, save_run, start_or_resume
@@ -155,13 +157,15 @@ def train(model: CVAE, train_data, test_data, config: TrainConfig | None = None,
     train_data, test_data = _checked_data(model, train_data, test_data)
     device = resolve_device(config.device)
     rank, world_size = distributed_world()
-    if checkpoint_path is not None and rank == 0:
-        ensure_writable_folder(Path(checkpoint_path).parent)  # fail now, not after an epoch
-        with run_lock(checkpoint_path):  # one training per checkpoint
-            return _train(model, train_data, test_data, config, device, checkpoint_path,
-                          progress, on_batch, initialize)
-    return _train(model, train_data, test_data, config, device, checkpoint_path, progress,
-                  on_batch, initialize)
+    with sigterm_as_interrupt():  # docker stop, Slurm, Kubernetes: cleanup runs as for Ctrl-C
+        if checkpoint_path is not None and rank == 0:
+            ensure_writable_folder(Path(checkpoint_path).parent)  # fail now, not after an epoch
+            with run_lock(checkpoint_path):  # one training per checkpoint
+                remove_leftovers(Path(checkpoint_path).parent)  # temporaries of killed runs
+                return _train(model, train_data, test_data, config, device, checkpoint_path,
+                              progress, on_batch, initialize)
+        return _train(model, train_data, test_data, config, device, checkpoint_path, progress,
+                      on_batch, initialize)
 
 
 def _train(model, train_data, test_data, config, device, checkpoint_path, progress, on_batch,
@@ -170,9 +174,10 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
     model.to(device)
     optimizer = make_optimizer(model, config.lr,
                                config.fast_options(device, model.config.model)["adam"])
-    data = train_data.fingerprint() if checkpoint_path is not None else None
+    data, test = (train_data.fingerprint(), test_data.fingerprint()) \
+        if checkpoint_path is not None else (None, None)
     position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize,
-                               data)
+                               data, test)
     loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
     steps_per_epoch = len(epoch_batches(len(train_data), config.batch_size, config.seed, 0,
                                         rank, world_size))
@@ -181,7 +186,7 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
                desc=f"training {model.config.model}", disable=not progress or rank > 0,
                unit="step")
     run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
-               checkpoint_path, on_batch, bar, _sync_interval(optimizer), data)
+               checkpoint_path, on_batch, bar, _sync_interval(optimizer), data, test)
     model.train()
     while position.epoch < config.epochs:
         _train_epoch(run, position)
@@ -229,10 +234,11 @@ class _Run:
     bar: tqdm
     sync_interval: int
     data: dict | None  # the training data's fingerprint, saved with each checkpoint
+    test_fingerprint: dict | None  # and the test set's (its ELBOs fill the history)
 
     def save(self, position: Position) -> None:
         save_run(self.checkpoint_path, self.model, self.optimizer, self.config, position,
-                 self.device, self.data)
+                 self.device, self.data, self.test_fingerprint)
 
 
 class _EpochSums:

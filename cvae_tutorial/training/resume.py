@@ -66,8 +66,38 @@ def check_same_data(state: dict, data: dict, path) -> None:
                               f"new out_dir")
 
 
+def check_same_course(state: dict, config, test_data: dict | None, path,
+                      world_size: int = 1) -> None:
+    """A run resumed for fewer epochs than it has trained would report the longer run under the
+    shorter settings, one on another test set would mix two test sets in its history, and one
+    on another number of processes would change the global batch and the data order (images
+    seen twice in a resumed epoch): each is one clear error."""
+    saved_world = state.get("world_size") or len(state.get("rng_ranks") or [None])
+    if saved_world != world_size:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {saved_world} process(es) (a global batch of "
+            f"{saved_world} x {config.batch_size} images, stopped at epoch {state['epoch']}, "
+            f"image {state['step_in_epoch'] * saved_world * config.batch_size} of it); resuming "
+            f"on {world_size} would change the batches and the data order; resume with "
+            f"torchrun --nproc_per_node={saved_world}"
+            f"{' (or plain python)' if saved_world == 1 else ''} or use a new out_dir")
+    if state["epoch"] > config.epochs:
+        raise CheckpointError(f"checkpoint {path} has trained {state['epoch']} epochs, more than "
+                              f"the epochs={config.epochs} asked; ask epochs={state['epoch']} "
+                              f"(or more, to extend it) or use a new out_dir")
+    saved = state.get("test_data")
+    if saved is not None and test_data is not None and saved != test_data:
+        differences = [f"{key}: checkpoint {saved.get(key)!r} vs now {value!r}"
+                       for key, value in test_data.items() if saved.get(key) != value]
+        raise CheckpointError(f"checkpoint {path} was tested on another test set "
+                              f"({'; '.join(differences)}): its history would mix the two; "
+                              f"resume with the same test images (test_images) or use a new "
+                              f"out_dir")
+
+
 def start_or_resume(model, optimizer, config, checkpoint_path, device,
-                    initialize: bool, data: dict | None = None) -> Position:
+                    initialize: bool, data: dict | None = None,
+                    test_data: dict | None = None) -> Position:
     """Load the run's checkpoint into ``model`` and ``optimizer`` if there is one (RNG states
     too; with ``data``, the training data's fingerprint must match the one saved); else
     initialise the model from ``config.seed`` (unless not ``initialize``) and seed the global
@@ -79,6 +109,7 @@ def start_or_resume(model, optimizer, config, checkpoint_path, device,
         check_same_run(state, config, checkpoint_path)
         if data is not None:
             check_same_data(state, data, checkpoint_path)
+        check_same_course(state, config, test_data, checkpoint_path, world_size)
         optimizer.load_state_dict(_with_fused_couplings(state["optimizer"], state["model"],
                                                         model))
         model.load_state_dict(state["model"])
@@ -128,7 +159,7 @@ def _with_fused_couplings(optimizer_state: dict, model_state: dict, model) -> di
 
 
 def save_run(path, model, optimizer, config, position: Position, device,
-             data: dict | None = None) -> None:
+             data: dict | None = None, test_data: dict | None = None) -> None:
     """Checkpoint the run at ``position`` (rank 0 writes; under DDP with every rank's RNG state
     and the running sums reduced over the ranks). Nothing without a ``path``."""
     if path is None:
@@ -145,7 +176,8 @@ def save_run(path, model, optimizer, config, position: Position, device,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": position.epoch, "step_in_epoch": position.step, "running": running,
             "history": position.history, "rng": rng, "rng_ranks": rng_ranks,
-            "data": data}, path)
+            "data": data, "test_data": test_data, "world_size": world_size,
+            "images_seen_in_epoch": position.step * world_size * config.batch_size}, path)
 
 
 def rng_state() -> dict:

@@ -1,23 +1,17 @@
 """One training per checkpoint: a lock held for the whole run, naming who holds it (chapter 5).
 
 Two trainings writing one checkpoint would interleave their saves; the second one stops at once
-instead. The operating system releases the lock when its process dies, so a lock left behind by a
-killed run is taken over (with a warning), never waited for.
+instead, naming the holder (pid, host, since when, still running or stopped) and what to do. The
+operating system releases the lock when its process dies, so a lock left behind by a killed run
+is taken over (with a warning), never waited for.
 """
 from __future__ import annotations
 
-import json
-import os
-import socket
-import time
-import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
-from ..checkpoints import CheckpointError, lock_holder_note as _holder, run_lock_files
-from ..files import atomic_write, umask_mode
+from ..checkpoints import CheckpointError
+from ..files import LockWaitTimeout, holding, lock_holder
 
 
 class RunInUseError(CheckpointError):
@@ -30,21 +24,12 @@ def run_lock(checkpoint_path):
 
     Raises :class:`RunInUseError` naming the holder if another process holds it."""
     path = Path(checkpoint_path)
-    lock_file, info = run_lock_files(path)
-    lock = FileLock(str(lock_file), mode=umask_mode())
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunInUseError(f"{path} is being trained by {_holder(info)}; wait for that run to "
-                            f"finish or stop it, or use another out_dir") from None
-    try:
-        if info.exists():  # the lock was free, so whoever wrote this is gone
-            warnings.warn(f"taking over the run lock of {path} left by {_holder(info)}, which "
-                          f"is no longer running", RuntimeWarning, stacklevel=3)
-        since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
-        atomic_write(info, lambda file: file.write(json.dumps(record)), "w")
+    lock_path = path.with_name(path.name + ".lock")
+    with ExitStack() as held:
+        try:
+            held.enter_context(holding(lock_path, f"the run lock of {path}", timeout=0))
+        except LockWaitTimeout:
+            holder, _, advice = lock_holder(lock_path)
+            raise RunInUseError(f"{path} is being trained by {holder}; {advice}, or use "
+                                f"another out_dir") from None
         yield
-    finally:
-        info.unlink(missing_ok=True)
-        lock.release()
