@@ -92,16 +92,19 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
-def saved_config(state: dict) -> CVAEConfig:
-    """The model configuration of a checkpoint; a field added since it was written takes the
-    value the checkpoint was trained with (its default then: before ``encoder_sees_labels``
-    existed, every encoder saw the labels)."""
-    return CVAEConfig(**{"encoder_sees_labels": True, **state["model_config"]})
+def saved_config(state: dict, path="the checkpoint") -> CVAEConfig:
+    """The model configuration of a checkpoint. One written before ``decoder_means`` existed has
+    a sigmoid decoder, which this package no longer builds: a one-line error."""
+    if "decoder_means" not in state["model_config"]:
+        raise CheckpointError(f"{path} holds a model whose decoder ends in a sigmoid (written "
+                              f"before unbounded decoder means, chapter 2); retrain it in a new "
+                              f"out_dir")
+    return CVAEConfig(**state["model_config"])
 
 
 def check_checkpoint_matches(state: dict, config: CVAEConfig, path) -> None:
     """A checkpoint for another architecture is a clear error, not a state-dict shape dump."""
-    saved = saved_config(state).to_dict()
+    saved = saved_config(state, path).to_dict()
     wanted = config.to_dict()
     differences = [f"{key}: checkpoint {saved.get(key)!r} vs asked {value!r}"
                    for key, value in wanted.items() if saved.get(key) != value]
@@ -189,7 +192,7 @@ def load_model(path: str | os.PathLike, map_location="cpu",
     state = load_checkpoint(path, map_location)
     if expected is not None:
         check_checkpoint_matches(state, expected, path)
-    model = CVAE(saved_config(state))
+    model = CVAE(saved_config(state, path))
     model.load_state_dict(state["model"])
     return model.eval()
 

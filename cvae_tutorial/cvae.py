@@ -44,10 +44,12 @@ class CVAEConfig:
     min_log_sigma: float = MIN_LOG_SIGMA
     # True: q(z|x,y), the encoder sees the labels; False: q(z|x). None: the paper's reading —
     # q(z|x) for its non-flow models (Fig. 1, middle; App. A), q(z|x,y) for the flow model and
-    # for the ``mse_kl`` recipe, whose encoder sees the labels. A checkpoint saved before this
-    # field existed loads with True, the encoder it was trained with.
+    # for the ``mse_kl`` recipe, whose encoder sees the labels.
     encoder_sees_labels: bool | None = None
     kl_weight: float = MSE_KL_WEIGHT  # ``mse_kl`` only: the weight of the KL beside the MSE
+    # The decoder's output: unbounded means ("identity", chapter 2), the only one built; a
+    # checkpoint saved before this field existed had sigmoid means and is refused on loading.
+    decoder_means: str = "identity"
 
     def __post_init__(self):
         if self.encoder_sees_labels is None:
@@ -55,6 +57,9 @@ class CVAEConfig:
         check_field_types(self)
         if self.model not in MODEL_NAMES:
             raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODEL_NAMES)}")
+        if self.decoder_means != "identity":
+            raise ConfigError(f"CVAEConfig.decoder_means must be 'identity' (unbounded means, "
+                              f"chapter 2), got {self.decoder_means!r}")
         check_image_size(self.image_size)
         for name in ("num_attributes", "latent_dim", "base_channels", "prior_channels",
                      "flow_layers", "flow_hidden"):
@@ -163,7 +168,8 @@ class CVAE(nn.Module):
         return self.encoder(x, y)
 
     def decode(self, z: Tensor, y: Tensor) -> Tensor:
-        """Decoder means x̂ in [0, 1] for latents z [batch, latent_dim]."""
+        """Decoder means x̂ for latents z [batch, latent_dim]: unbounded, near [0, 1] once
+        trained (``data.to_uint8`` clamps them for display)."""
         width = self.config.latent_dim
         if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != width:
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
@@ -260,7 +266,7 @@ class CVAE(nn.Module):
     def sample(self, y: Tensor, paper_shortcut: bool = False,
                generator: torch.Generator | None = None, temperature: float = 1.0,
                noise: Tensor | None = None) -> Tensor:
-        """Decoder means x̂ in [0, 1] for z ~ p(z|y), one image per row of ``y``."""
+        """Decoder means x̂ (unbounded, as :meth:`decode`) for z ~ p(z|y), one per row of ``y``."""
         z = self.sample_latents(y, paper_shortcut, generator, temperature, noise)
         return self.decode(z, y.to(z.dtype))
 

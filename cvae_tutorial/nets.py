@@ -7,6 +7,9 @@ from torch import Tensor, nn
 from .config import NUM_DOWNSAMPLINGS, check_image_size
 
 
+OUTPUT_BIAS = 0.5  # mid-grey, the middle of [0, 1]; training starts at the data's mean instead
+
+
 def _channels(base_channels: int) -> list:
     return [base_channels * 2**i for i in range(NUM_DOWNSAMPLINGS)]
 
@@ -58,7 +61,14 @@ class PriorEncoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """p(x|z,y): a Linear from [z, y], four stride-2 transposed convolutions, sigmoid means."""
+    """p(x|z,y): a Linear from [z, y], four stride-2 transposed convolutions, unbounded means.
+
+    The last layer is linear (no sigmoid): the Gaussian likelihood of every model is a density
+    on the real line, and a sigmoid in front of a squared error has a gradient that vanishes
+    where it saturates, which on a uniform background collapses the decoder to a blank image
+    (chapter 2). Means leave [0, 1] a little; images are clamped only where they are shown or
+    quantised (``data.to_uint8``).
+    """
 
     def __init__(self, image_size: int, num_attributes: int, latent_dim: int,
                  base_channels: int = 32):
@@ -72,8 +82,15 @@ class Decoder(nn.Module):
         for in_channels, out_channels in zip(channels, channels[1:] + [3]):
             layers += [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1),
                        nn.LeakyReLU(0.2)]
-        layers[-1] = nn.Sigmoid()  # pixel means in [0, 1]
+        del layers[-1]  # identity means
+        nn.init.constant_(layers[-1].bias, OUTPUT_BIAS)
         self.deconvs = nn.Sequential(*layers)
+
+    @torch.no_grad()
+    def start_at(self, channel_means: Tensor) -> None:
+        """Set the output bias to the data's mean per channel: the decoder starts at the mean
+        colour instead of spending its first steps getting there (``training.train``)."""
+        self.deconvs[-1].bias.copy_(channel_means)
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
         h = self.head(torch.cat([z, y.to(z.dtype)], 1))

@@ -83,3 +83,15 @@ def test_more_eval_samples_than_test_images_fails_before_training(tmp_path):
                     evaluate=True, eval_samples=100)
     assert "ConfigError: eval_samples=100 exceeds the 64 test images" in str(failure.value)
     assert not (out_dir / "sigma" / "checkpoint.pt").exists()
+
+
+def test_chapter5_trains_on_your_own_csv_folder(tmp_path):
+    from test_folder_data import attribute_folder
+
+    root = attribute_folder(tmp_path / "mine", count=60)
+    out_dir = tmp_path / "run"
+    run_chapter(tmp_path, **QUICK, epochs=1, seeds=[0], models=["sigma_flow"],
+                dataset="folder", data_dir=str(root), cache_dir=str(tmp_path / "cache"),
+                out_dir=str(out_dir))
+    state = torch.load(out_dir / "seed0" / "sigma_flow" / "checkpoint.pt", weights_only=True)
+    assert state["data"]["attributes"] == ["bright", "wide"] and state["data"]["count"] == 54

@@ -201,18 +201,24 @@ def test_encoder_option_round_trips_through_a_checkpoint(tmp_path):
                                    model.encode(x, torch.ones(2, 3)))
 
 
-def test_a_checkpoint_saved_before_the_encoder_option_loads_as_the_encoder_that_sees_y(tmp_path):
-    from cvae_tutorial.checkpoints import CHECKPOINT_FORMAT, check_checkpoint_matches, load_model
+def test_a_checkpoint_of_the_sigmoid_decoder_is_refused_in_one_line(tmp_path):
+    """Checkpoints written before unbounded decoder means (no ``decoder_means`` in their config)
+    hold a sigmoid decoder whose weights would load silently into this one: refused."""
+    from cvae_tutorial.checkpoints import (CHECKPOINT_FORMAT, CheckpointError,
+                                           check_checkpoint_matches, load_model)
 
     model, *_ = _encoder_outputs(sees_labels=True)
-    old_config = {k: v for k, v in model.config.to_dict().items() if k != "encoder_sees_labels"}
+    old_config = {k: v for k, v in model.config.to_dict().items() if k != "decoder_means"}
     state = {"format": CHECKPOINT_FORMAT, "model_config": old_config, "model": model.state_dict()}
     torch.save(state, tmp_path / "old.pt")
-    assert load_model(tmp_path / "old.pt").config.encoder_sees_labels is True
-    check_checkpoint_matches(state, model.config, tmp_path / "old.pt")  # resumes: no error
-    with pytest.raises(Exception, match="encoder_sees_labels"):
-        check_checkpoint_matches(state, CVAEConfig(**{**old_config,
-                                                      "encoder_sees_labels": False}), "old.pt")
+    for load in (lambda: load_model(tmp_path / "old.pt"),
+                 lambda: check_checkpoint_matches(state, model.config, tmp_path / "old.pt")):
+        with pytest.raises(CheckpointError, match="old.pt holds a model whose decoder ends in a "
+                                                  "sigmoid") as error:
+            load()
+        assert "\n" not in str(error.value)
+    with pytest.raises(Exception, match="decoder_means must be 'identity'"):
+        CVAEConfig(decoder_means="sigmoid")
 
 
 def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
@@ -249,3 +255,27 @@ def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
         evaluated = model.loss_terms(x, y, fixed_sigma=True)
     torch.testing.assert_close(evaluated["loss"], evaluated["recon"] + evaluated["kl"])
     assert abs(evaluated["loss"]) > 10  # nats per image, not a per-pixel MSE
+
+
+def test_the_decoder_means_are_unbounded_and_the_likelihood_is_the_gaussian_density():
+    """Means outside [0, 1] reach the loss unclamped, and the reconstruction term is the
+    Gaussian density on the real line at those means (σ = 1 for ``gaussian``, σ* for ``sigma``).
+    A sigmoid or a clamp in front of the loss would bring the means back into [0, 1]."""
+    from torch.distributions import Normal
+
+    for name, mean in (("gaussian", 1.7), ("sigma", -0.3)):
+        model = CVAE(CVAEConfig(model=name, image_size=16, num_attributes=3, latent_dim=4,
+                                base_channels=8))
+        last = model.decoder.deconvs[-1]
+        torch.nn.init.zeros_(last.weight)
+        model.decoder.start_at(torch.full((3,), mean))  # every mean is `mean`, whatever z
+        x, y = torch.rand(5, 3, 16, 16), torch.ones(5, 3)
+        torch.testing.assert_close(model.decode(torch.randn(5, 4), y),
+                                   torch.full((5, 3, 16, 16), mean))
+        terms = model.loss_terms(x, y)
+        torch.testing.assert_close(terms["mse"], ((x - mean) ** 2).mean())
+        sigma = terms["log_sigma"].exp()
+        if name == "sigma":  # σ*² is the batch MSE
+            torch.testing.assert_close(sigma ** 2, ((x - mean) ** 2).mean(), rtol=1e-4, atol=0)
+        density = Normal(torch.tensor(mean), sigma).log_prob(x).flatten(1).sum(1)
+        torch.testing.assert_close(terms["recon"], -density.mean())

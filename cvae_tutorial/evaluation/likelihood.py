@@ -57,7 +57,10 @@ def dequantize(images: Tensor, generator: torch.Generator | None = None) -> Tens
 
 def bits_per_dim(nll_nats: float | Tensor, num_dims: int):
     """Bits per dimension of 8-bit data from the NLL of dequantised x in [0, 1]:
-    (NLL + P log 256) / (P log 2) (the P log 256 turns a density on [0, 1] into one on [0, 256))."""
+    (NLL + P log 256) / (P log 2) (the P log 256 turns a density on [0, 1] into one on [0, 256)).
+
+    The decoder's Gaussian lives on the real line (unbounded means); the mass it puts outside
+    [0, 1] is lost to the data, so the result stays an upper bound on the 8-bit NLL."""
     return (nll_nats + num_dims * math.log(256)) / (num_dims * math.log(2))
 
 

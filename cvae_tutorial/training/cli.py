@@ -23,8 +23,11 @@ def _parse_args(argv):
                     "processes (DDP; --batch-size is per process). Rerunning a command resumes "
                     "from OUT_DIR/<model>/checkpoint.pt.")
     parser.add_argument("--model", choices=MODEL_NAMES, default="sigma_flow")
-    parser.add_argument("--dataset", choices=("embedded", "celeba"), default="embedded")
-    parser.add_argument("--data-dir", help="the folder that holds celeba/ (for --dataset celeba)")
+    parser.add_argument("--dataset", choices=("embedded", "celeba", "folder", "classes"),
+                        default="embedded", help="folder: your images with DATA_DIR/attributes."
+                        "csv (0/1 columns); classes: one subfolder of DATA_DIR per class")
+    parser.add_argument("--data-dir", help="the folder that holds celeba/ (--dataset celeba) or "
+                        "your images (folder, classes)")
     parser.add_argument("--image-size", type=int, default=32, help="a multiple of 16 (CelebA: 64)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out-dir", required=True, help="run folder for <model>/checkpoint.pt")
@@ -50,19 +53,20 @@ def _parse_args(argv):
                              "graphs) or 'off'; bare --compile is 'default' (auto: sigma_flow on "
                              "CUDA)")
     parser.add_argument("--no-prefetch", action="store_true")
-    parser.add_argument("--num-workers", type=int, help="decoding processes for the CelebA cache")
-    parser.add_argument("--cache-dir", help="where CelebA's decoded-image cache goes (default: "
-                        "celeba/cache beside the data if writable, else ~/.cache/cvae_tutorial)")
+    parser.add_argument("--num-workers", type=int, help="decoding processes for the image cache")
+    parser.add_argument("--cache-dir", help="where the decoded-image cache goes (default: "
+                        "celeba/cache beside CelebA if writable, else ~/.cache/cvae_tutorial)")
     parser.add_argument("--on-error", choices=("stop", "skip"), default="stop",
-                        help="what a corrupt CelebA JPEG does while the cache is built")
+                        help="what a corrupt image file does while the cache is built")
     return parser, parser.parse_args(argv)
 
 
 def main(argv=None) -> list:
     """Train one model from the command line; return its history."""
     parser, args = _parse_args(sys.argv[1:] if argv is None else argv)
-    if args.dataset == "celeba" and not args.data_dir:
-        parser.error("--dataset celeba needs --data-dir, the folder that holds celeba/")
+    if args.dataset != "embedded" and not args.data_dir:
+        parser.error(f"--dataset {args.dataset} needs --data-dir, the folder that holds "
+                     f"{'celeba/' if args.dataset == 'celeba' else 'your images'}")
     try:
         config = TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -20,13 +20,14 @@ from tqdm.auto import tqdm
 
 from ..checkpoints import ensure_writable_folder
 from ..config import ConfigError, check_field_types, resolve_device
-from ..cvae import CVAE
+from ..cvae import CVAE, run_name
 from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import as_attribute_images
 from ..data.images import AttributeImages
 from ..files import remove_leftovers
 from ..losses import log_sigma_from_mse
 from ..signals import sigterm_as_interrupt
+from .collapse import warn_on_collapse
 from .distributed import LOGGED_TERMS, distributed_world, reduce_running
 from .evaluate import evaluate_neg_elbo, training_set_mse
 from .resume import Position, save_run, start_or_resume
@@ -36,6 +37,7 @@ from .step import can_skip_on_device, guarded_step, make_optimizer, prepare_step
 FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
                        "adam": ("auto", "fused", "foreach", "for-loop"),
                        "compile": ("auto", "off", "default", "reduce-overhead")}
+MEAN_IMAGES = 4096  # evenly spaced training images whose mean colour the decoder starts at
 LOSS_READ_INTERVAL = 25  # read the losses back (a sync on a GPU) every this many steps, not every
 #                          step, where the optimizer can skip a non-finite step on the device
 
@@ -178,6 +180,8 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
         if checkpoint_path is not None else (None, None)
     position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize,
                                data, test)
+    if initialize and not position.history and position.step == 0:  # a fresh run
+        model.decoder.start_at(channel_means(train_data).to(device))
     loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
     steps_per_epoch = len(epoch_batches(len(train_data), config.batch_size, config.seed, 0,
                                         rank, world_size))
@@ -192,6 +196,12 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
         _train_epoch(run, position)
     bar.close()
     return position.history
+
+
+def channel_means(data: AttributeImages, count: int = MEAN_IMAGES) -> Tensor:
+    """The mean of each colour channel in [0, 1] over ``count`` evenly spaced images."""
+    rows = torch.linspace(0, len(data) - 1, min(count, len(data))).long().unique()
+    return data.images[rows].double().mean((0, 2, 3)).div(255).float()
 
 
 def _sync_interval(optimizer: torch.optim.Optimizer) -> int:
@@ -328,6 +338,8 @@ def _end_epoch(run: _Run, position: Position, running: dict) -> None:
                              "log_sigma": model.decoder_log_sigma.item(),
                              **{f"test_{k}": v for k, v in test.items()},
                              "seconds": totals["seconds"]})
+    if distributed_world()[0] == 0:
+        warn_on_collapse(position.history, run_name(model.config))
     if model.learns_sigma and position.epoch + 1 >= run.config.epochs:
         # The σ evaluation uses: σ*² = the training-set MSE with the final weights, computed once
         # (the batch MSEs were taken while the weights moved). The history keeps the training
