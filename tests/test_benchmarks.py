@@ -151,7 +151,7 @@ def test_evaluation_benchmark_counts_one_draw_and_one_reading_per_image_set(caps
                          re.M)}
     attributes = 10
     assert counts["classifier"] == (2 + attributes) * 40
-    assert counts["prior latents"] == (2 + attributes) * 40
+    assert counts["prior latents"] == (3 + attributes) * 40  # + the prior hole's second draw
     assert counts["decoder"] == (2 + attributes) * 40 + 16 * 4  # + the IW bound's K x images
     assert counts["encoder"] == 40 + 16
     assert re.search(r"s per row", out)

@@ -105,3 +105,23 @@ def test_active_units_counts_dimensions_whose_posterior_mean_varies():
                        torch.full((500, 1), 3.0)], 1)              # constant: collapsed
     assert active_units(means) == 3
     assert active_units(means, threshold=0.001) == 5
+
+
+def test_the_joint_distance_weighs_a_label_like_a_typical_feature_at_any_feature_scale():
+    # the label scale is the features' root-mean variance (a standard deviation), so the joint
+    # distance of features scaled by c is c² times that of the originals: labels and features
+    # scale together. With the variance itself as the scale the labels would weigh c² too much.
+    from cvae_tutorial.evaluation.conditioning import joint_frechet_distance, real_joint_statistics
+
+    g = torch.Generator().manual_seed(0)
+    labels = (torch.rand(500, 3, generator=g) < 0.5).float()
+    real = torch.randn(500, 6, generator=g).double().numpy() + labels[:, :1].double().numpy()
+    fake = torch.randn(500, 6, generator=g).double().numpy()
+    fake_labels = labels[torch.randperm(500, generator=g)]
+    base = joint_frechet_distance(fake, fake_labels, real_joint_statistics(real, labels))
+    for c in (0.1, 10.0):
+        scaled = joint_frechet_distance(c * fake, fake_labels,
+                                        real_joint_statistics(c * real, labels))
+        assert scaled == pytest.approx(c ** 2 * base, rel=1e-6)
+    assert real_joint_statistics(10 * real, labels)["scale"] == pytest.approx(
+        10 * real_joint_statistics(real, labels)["scale"])

@@ -1,6 +1,7 @@
 """Chapter 7's tools: attribute edits, latent interpolation, edit metrics and their uncertainty."""
 import pytest
 import torch
+from torch import nn
 
 from cvae_tutorial import CVAE, MODEL_NAMES, CVAEConfig
 from cvae_tutorial.data import to_float, to_uint8
@@ -145,7 +146,9 @@ def test_a_no_op_edit_succeeds_as_often_as_the_classifier_is_right_on_reconstruc
     images, labels = batch(40)
     labels = labels.float()
     labels[:, index] = 1.0  # setting it to 1 is a no-op
-    classifier = small_classifier(split=model.reconstruct(to_float(images), labels))
+    # the classifier reads quantised images: split its decisions on what it will see
+    classifier = small_classifier(split=to_float(to_uint8(model.reconstruct(to_float(images),
+                                                                            labels))))
     outcome = measure_edit(model, classifier, images, labels, index, value=1, batch_size=16)
     reconstructions = to_uint8(model.reconstruct(to_float(images), labels))
     accuracy = attribute_accuracy(classifier, reconstructions, labels)[index].item()
@@ -210,6 +213,22 @@ class Painter(nn.Module):
 
     def reconstruct(self, x, y):
         return self.decode(self.encode(x, y)[0], y)
+
+
+class ChannelMeans(nn.Module):
+    """A fake classifier: attribute c is 'on' when channel c's mean is above one half."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return x.mean((2, 3)) - self.offset
+
+
+def images_showing(on):
+    """uint8 images whose channel c is bright exactly where on[:, c]."""
+    return (on.bool()[:, :, None, None].expand(-1, -1, 4, 4) * 255).to(torch.uint8)
 
 
 @pytest.mark.parametrize("leak, preserved", [(False, 1.0), (True, 0.5)])

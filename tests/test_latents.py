@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, embedded_faces
-from cvae_tutorial.evaluation.fid import feature_statistics, frechet_distance_from_statistics
+from cvae_tutorial.evaluation.frechet import feature_statistics, frechet_distance_from_statistics
 from cvae_tutorial.evaluation.latents import (active_units, model_prior_hole, posterior_codes,
                                               prior_draws, prior_hole)
 from cvae_tutorial.evaluation.neighbours import (coverage, knn_radii, precision_recall,

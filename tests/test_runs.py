@@ -335,22 +335,21 @@ def test_re_evaluating_one_model_keeps_the_other_rows(run, faces, options):
 # Damaged caches
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["truncated", "missing key"])
-@pytest.mark.parametrize("which", ["joint_", ""])
-def test_a_damaged_statistics_cache_is_recomputed_with_a_warning(faces, tmp_path, damage,
-                                                                 which):
+def test_a_damaged_reference_file_is_recomputed_with_a_warning(faces, tmp_path, damage):
     tiny = dict(feature_space="attribute", num_samples=16, batch_size=16, progress=False,
                 classifier_config=ClassifierConfig(image_size=16, epochs=1),
                 cache_dir=tmp_path)
     first = prepare_evaluation(*faces, **tiny)
-    (path,) = [p for p in tmp_path.glob("*.npz") if p.name.startswith("joint_") == bool(which)]
+    (path,) = tmp_path.glob("reference_*.npz")
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[:100])
     else:
         np.savez(path, mu=np.zeros(3))
-    with pytest.warns(Warning, match=rf"statistics cache {path} is damaged"):
+    with pytest.warns(Warning, match=rf"reference file {path} is damaged"):
         again = prepare_evaluation(*faces, **tiny)
-    np.testing.assert_allclose(again.real_mu, first.real_mu)
+    np.testing.assert_allclose(again.reference, first.reference)
+    np.testing.assert_allclose(again.floor, first.floor)
     for key in ("mu", "sigma"):
         np.testing.assert_allclose(again.real_joint[key], first.real_joint[key])
     with np.load(path) as stored:  # rewritten whole
-        assert "sigma" in stored.files
+        assert {"card", "reference", "floor"} <= set(stored.files)

@@ -78,7 +78,8 @@ def active_units(posterior_means: Tensor, labels: Tensor | None = None,
     With ``labels`` [N, A] the variance is taken within groups of images with equal labels
     (pooled over the groups of two or more): a dimension that only tracks y, such as
     z_d = μ_p(y)_d, varies between the groups and not within them, so it is not counted — it
-    carries nothing about the image that y does not say."""
+    carries nothing about the image that y does not say. When no two images share a label
+    vector, the variance left after a least-squares regression of the means on y is used."""
     means = torch.as_tensor(posterior_means).double()
     if means.ndim != 2 or len(means) < 2:
         raise ValueError(f"posterior means must be [N >= 2, D], got {tuple(means.shape)}")
@@ -89,9 +90,15 @@ def active_units(posterior_means: Tensor, labels: Tensor | None = None,
         raise ValueError(f"labels must be [N={len(means)}, A], got {tuple(labels.shape)}")
     _, group = torch.unique(labels, dim=0, return_inverse=True)
     sizes = torch.bincount(group).double()
-    if not (sizes >= 2).any():
-        raise ValueError(f"no two of the {len(means)} images share a label vector, so there is "
-                         f"no variance within labels; use more images or labels=None")
+    if not (sizes >= 2).any():  # (CelebA's 40 attributes): what y does not explain linearly
+        design = torch.cat([torch.ones(len(means), 1, dtype=torch.float64), labels.double()], 1)
+        dof = len(means) - torch.linalg.matrix_rank(design).item()
+        if dof < 1:
+            raise ValueError(f"no two of the {len(means)} images share a label vector and "
+                             f"there are too few to regress out {labels.shape[1]} labels; use "
+                             f"more images or labels=None")
+        residuals = means - design @ torch.linalg.lstsq(design, means).solution
+        return int((residuals.pow(2).sum(0) / dof > threshold).sum())
     sums = torch.zeros(len(sizes), means.shape[1], dtype=torch.float64).index_add_(0, group,
                                                                                    means)
     deviations = means - (sums / sizes[:, None])[group]

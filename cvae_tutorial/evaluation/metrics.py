@@ -103,7 +103,10 @@ def diversity(model, draws, readings, ev) -> dict:
     low recall there)."""
     fake = readings["samples"].features
     precision, recall = precision_recall(ev.reference, fake)
-    within = within_label_precision_recall(ev.reference, draws.labels, fake, draws.labels)
+    try:
+        within = within_label_precision_recall(ev.reference, draws.labels, fake, draws.labels)
+    except ValueError:  # no label set repeats often enough (e.g. CelebA's 40 attributes)
+        within = {"precision": math.nan, "recall": math.nan, "label_sets": 0}
     return {"precision": precision, "recall": recall, "label_precision": within["precision"],
             "label_recall": within["recall"], "label_sets": within["label_sets"]}
 
@@ -111,8 +114,12 @@ def diversity(model, draws, readings, ev) -> dict:
 def latent_space(model, draws, readings, ev) -> dict:
     """The prior hole (k-NN coverage of the prior by the test images' posterior draws, against a
     second prior sample) and the active units within label groups."""
+    try:
+        units = active_units(draws.posterior_means, draws.labels)
+    except ValueError:  # fewer images than it takes to separate the image from y: not measured
+        units = math.nan
     return {"prior_hole": prior_hole(draws.posterior_draws, draws.latents, draws.prior_again),
-            "active_units": active_units(draws.posterior_means, draws.labels),
+            "active_units": units,
             "latent_dim": model.config.latent_dim}
 
 

@@ -25,9 +25,12 @@ class ResultsNotWrittenError(OSError):
 
 
 def _value(text: str):
-    """A CSV cell back as the bool, int, float or string it was written from."""
+    """A CSV cell back as the bool, int, float, list of numbers (an N-curve) or string it was
+    written from."""
     if text in ("True", "False"):
         return text == "True"
+    if text.startswith("[") and text.endswith("]"):
+        return [_value(item.strip()) for item in text[1:-1].split(",") if item.strip()]
     for kind in (int, float):
         try:
             return kind(text)
