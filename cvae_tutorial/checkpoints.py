@@ -41,7 +41,11 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
         previous_tmp = path.with_name(path.name + ".prev.tmp")
         previous_tmp.unlink(missing_ok=True)
         os.link(path, previous_tmp)
-        os.replace(previous_tmp, path.with_name(path.name + ".prev"))
+        try:
+            os.replace(previous_tmp, path.with_name(path.name + ".prev"))
+        except BaseException:  # an interrupt (SIGINT, SIGTERM) here leaves no second name
+            previous_tmp.unlink(missing_ok=True)
+            raise
     try:
         return atomic_write(path, lambda file: torch.save(state, file))
     except (OSError, RuntimeError) as error:  # a full disk, a file-size limit (torch: RuntimeError)

@@ -118,8 +118,11 @@ def latent_space(model, draws, readings, ev) -> dict:
         units = active_units(draws.posterior_means, draws.labels)
     except ValueError:  # fewer images than it takes to separate the image from y: not measured
         units = math.nan
-    return {"prior_hole": prior_hole(draws.posterior_draws, draws.latents, draws.prior_again),
-            "active_units": units,
+    try:
+        hole = prior_hole(draws.posterior_draws, draws.latents, draws.prior_again)
+    except ValueError:  # fewer codes than its k-NN balls need: not measured
+        hole = math.nan
+    return {"prior_hole": hole, "active_units": units,
             "latent_dim": model.config.latent_dim}
 
 
