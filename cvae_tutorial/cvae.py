@@ -1,5 +1,19 @@
-"""The conditional VAE in the paper's three settings, ``gaussian``, ``sigma`` and ``sigma_flow``,
-and the reference recipe most readers start from, ``mse_kl`` (MSE + a hand-tuned KL weight)."""
+"""The conditional VAE as three independent choices, and the named models built from them.
+
+A model's name is ``<likelihood>[_<prior>]``, its encoder a third choice:
+
+- likelihood: ``gaussian`` (decoder σ = 1), ``sigma`` (σ* = the MSE, chapter 2) or ``mse_kl``
+  (the reference recipe most readers start from: MSE + a hand-tuned KL weight);
+- prior p(z|y): N(0, I) (no suffix), ``cond`` (a conditional Gaussian N(μ_p(y), σ_p(y))),
+  ``flow`` (a Real NVP over that Gaussian, the paper's) or ``cflow`` (a Real NVP whose couplings
+  also read y);
+- encoder: q(z|x,y) or q(z|x) (``CVAEConfig.encoder_sees_labels``; a run's name says it with
+  ``_qxy`` / ``_qx`` where it differs from the paper's reading, :func:`run_name`).
+
+The paper's three models are ``gaussian``, ``sigma`` and ``sigma_flow``; ``mse_kl`` is the
+recipe; every other combination (the prior ladder of chapters 4-6) trains, resumes, samples,
+evaluates and edits through the same code.
+"""
 from __future__ import annotations
 
 import math
@@ -14,25 +28,57 @@ from .losses import (MIN_LOG_SIGMA, flow_prior_log_prob, gaussian_kl, gaussian_l
                      gaussian_nll, monte_carlo_kl, mse_kl_loss, sigma_optimal_nll)
 from .nets import Decoder, Encoder, PriorEncoder
 
+LIKELIHOODS = ("gaussian", "sigma", "mse_kl")
+# the prior's name in a model's name -> the prior
+PRIORS = {"": "standard", "cond": "conditional", "flow": "flow", "cflow": "conditional_flow"}
+PRIOR_TITLES = {"standard": "N(0, I) prior", "conditional": "conditional Gaussian prior",
+                "flow": "Real NVP prior", "conditional_flow": "conditional Real NVP prior"}
 PAPER_MODEL_NAMES = ("gaussian", "sigma", "sigma_flow")  # the paper's Table 1
-MODEL_NAMES = PAPER_MODEL_NAMES + ("mse_kl",)
+MODEL_NAMES = PAPER_MODEL_NAMES + ("mse_kl",)  # the named presets
 MODEL_TITLES = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
                 "sigma_flow": "σ-CVAE + Real NVP prior",
                 "mse_kl": "MSE + KL weight (PyTorch-VAE recipe)"}
 # The paper's non-flow models encode q(z|x): their latent is independent of the labels.
 PAPER_ENCODERS_WITHOUT_LABELS = ("gaussian", "sigma")
-# A run's name (``run_name``) is its model's, with "_qxy" where the encoder sees y against the
-# paper's reading (the ablation of chapters 5 and 6) and "_qx" where it does not although the
-# paper's does.
-MODEL_TITLES.update({"gaussian_qxy": "Gaussian CVAE, q(z|x,y)", "sigma_qxy": "σ-CVAE, q(z|x,y)"})
+# The prior ladder (chapters 4-6): each neighbouring pair, and each pair joined below, differs
+# in one choice. Prior at the encoder q(z|x,y): sigma_qxy -> sigma_cond -> sigma_flow ->
+# sigma_cflow; encoder at a fixed prior: sigma / sigma_qxy, sigma_flow_qx / sigma_flow;
+# decoder σ at a fixed prior and encoder: gaussian / sigma.
+LADDER = ("gaussian", "sigma", "sigma_qxy", "sigma_cond", "sigma_flow", "sigma_cflow",
+          "sigma_flow_qx")
 MSE_KL_WEIGHT = 0.00025  # the PyTorch-VAE zoo's hand-tuned KL weight for its CelebA CVAE
+
+
+def model_axes(model: str) -> tuple:
+    """(likelihood, prior) of a model name ``<likelihood>[_<prior>]``; a clear error otherwise."""
+    for likelihood in LIKELIHOODS:
+        if model == likelihood:
+            return likelihood, "standard"
+        suffix = model[len(likelihood) + 1:]
+        if model.startswith(likelihood + "_") and suffix in PRIORS and suffix:
+            return likelihood, PRIORS[suffix]
+    raise ConfigError(f"unknown model {model!r}; use <likelihood>[_<prior>] with a likelihood "
+                      f"in {', '.join(LIKELIHOODS)} and a prior in "
+                      f"{', '.join(p for p in PRIORS if p)} (none: N(0, I)), e.g. sigma_flow")
+
+
+def model_title(name: str) -> str:
+    """A run's title for tables and figures: the preset's, or its choices spelled out."""
+    config = run_config(name)
+    base = config.model
+    if base in MODEL_TITLES and name == base:
+        return MODEL_TITLES[base]
+    likelihood = {"gaussian": "Gaussian CVAE (σ = 1)", "sigma": "σ-CVAE",
+                  "mse_kl": "MSE + KL weight"}[config.likelihood]
+    encoder = "q(z|x,y)" if config.encoder_sees_labels else "q(z|x)"
+    return f"{likelihood}, {encoder}, {PRIOR_TITLES[config.prior]}"
 
 
 @dataclass
 class CVAEConfig:
     """Everything that fixes a model's architecture; saved with every checkpoint."""
 
-    model: str = "sigma_flow"
+    model: str = "sigma_flow"  # <likelihood>[_<prior>], see the module's docstring
     image_size: int = 32
     num_attributes: int = 10
     latent_dim: int = 32
@@ -55,8 +101,7 @@ class CVAEConfig:
         if self.encoder_sees_labels is None:
             self.encoder_sees_labels = self.model not in PAPER_ENCODERS_WITHOUT_LABELS
         check_field_types(self)
-        if self.model not in MODEL_NAMES:
-            raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODEL_NAMES)}")
+        model_axes(self.model)
         if self.decoder_means != "identity":
             raise ConfigError(f"CVAEConfig.decoder_means must be 'identity' (unbounded means, "
                               f"chapter 2), got {self.decoder_means!r}")
@@ -72,16 +117,27 @@ class CVAEConfig:
             raise ConfigError(f"CVAEConfig.kl_weight must be finite and >= 0, got {self.kl_weight}")
         if not math.isfinite(self.min_log_sigma):
             raise ConfigError(f"CVAEConfig.min_log_sigma must be finite, got {self.min_log_sigma}")
-        if self.model == "sigma_flow" and self.latent_dim < 2:
+        if self.prior in ("flow", "conditional_flow") and self.latent_dim < 2:
             raise ConfigError("the flow prior splits z in halves: use latent_dim >= 2")
+
+    @property
+    def likelihood(self) -> str:
+        """``gaussian`` (σ = 1), ``sigma`` (σ*) or ``mse_kl``."""
+        return model_axes(self.model)[0]
+
+    @property
+    def prior(self) -> str:
+        """``standard`` N(0, I), ``conditional``, ``flow`` or ``conditional_flow``."""
+        return model_axes(self.model)[1]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class CVAE(nn.Module):
-    """q(z|x,y) (or q(z|x): ``encoder_sees_labels``), p(x|z,y) and the prior: N(0, I) or, for
-    ``sigma_flow``, the Real NVP prior."""
+    """q(z|x,y) (or q(z|x): ``encoder_sees_labels``), p(x|z,y) and the prior p(z|y): N(0, I), a
+    conditional Gaussian N(μ_p(y), σ_p(y)), or a Real NVP over it (its couplings reading y for
+    ``conditional_flow``): z = f⁻¹(μ_p(y) + σ_p(y) ε; y)."""
 
     def __init__(self, config: CVAEConfig):
         super().__init__()
@@ -90,9 +146,12 @@ class CVAE(nn.Module):
         self.encoder = Encoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels,
                                c.encoder_sees_labels)
         self.decoder = Decoder(c.image_size, c.num_attributes, c.latent_dim, c.base_channels)
-        if c.model == "sigma_flow":
+        if c.prior != "standard":
             self.prior_encoder = PriorEncoder(c.num_attributes, c.latent_dim, c.prior_channels)
-            self.flow = RealNVP(c.latent_dim, c.flow_layers, c.flow_hidden, c.flow_scale_bound)
+        if self.has_flow_prior:
+            context = c.num_attributes if c.prior == "conditional_flow" else 0
+            self.flow = RealNVP(c.latent_dim, c.flow_layers, c.flow_hidden, c.flow_scale_bound,
+                                context)
         # log σ of the decoder at evaluation: 0 for `gaussian`; for σ-models the training loop
         # stores the σ* of the training set here (chapter 2), so likelihoods use a fixed σ.
         self.register_buffer("decoder_log_sigma", torch.zeros(()))
@@ -115,11 +174,15 @@ class CVAE(nn.Module):
         """Whether the decoder σ is σ*, stored from the training set for evaluation. True for
         ``mse_kl`` too: its loss has no σ of its own, so its likelihoods are those of a Gaussian
         decoder at the training-set σ*, as for the σ-models (σ = 1 would be no fairer a guess)."""
-        return self.config.model != "gaussian"
+        return self.config.likelihood != "gaussian"
 
     @property
     def has_flow_prior(self) -> bool:
-        return self.config.model == "sigma_flow"
+        return self.config.prior in ("flow", "conditional_flow")
+
+    def flow_context(self, y: Tensor) -> Tensor | None:
+        """What the flow's couplings read besides z: y for ``conditional_flow``, else nothing."""
+        return y if self.config.prior == "conditional_flow" else None
 
     def _check_inputs(self, x: Tensor | None, y: Tensor, check_range: bool = True):
         """Clear errors for bad inputs; returns (x, y) as the parameters' float dtype.
@@ -178,8 +241,9 @@ class CVAE(nn.Module):
         return self.decoder(z, y)
 
     def prior_params(self, y: Tensor):
-        """(mu_p, log_sigma_p) of the base Gaussian of the prior: learned from y, or N(0, I)."""
-        if self.has_flow_prior:
+        """(mu_p, log_sigma_p) of the prior's Gaussian (the flow's base): learned from y, or
+        N(0, I)."""
+        if self.config.prior != "standard":
             return self.prior_encoder(y)
         zeros = y.new_zeros(len(y), self.config.latent_dim)
         return zeros, zeros
@@ -188,14 +252,31 @@ class CVAE(nn.Module):
         """log p(z|y)."""
         mu_p, log_sigma_p = self.prior_params(y)
         if self.has_flow_prior:
-            return flow_prior_log_prob(z, self.flow, mu_p, log_sigma_p)
+            return flow_prior_log_prob(z, self.flow, mu_p, log_sigma_p, self.flow_context(y))
         return gaussian_log_prob(z, mu_p, log_sigma_p)
 
     def kl(self, z: Tensor, mu_q: Tensor, log_sigma_q: Tensor, y: Tensor) -> Tensor:
-        """KL(q(z|x,y) || p(z|y)): closed form for N(0, I), one-sample Monte Carlo for the flow."""
+        """KL(q(z|x,y) || p(z|y)): closed form for a Gaussian prior, one-sample Monte Carlo
+        for a flow (no closed form exists)."""
         if self.has_flow_prior:
             return monte_carlo_kl(z, mu_q, log_sigma_q, self.prior_log_prob(z, y))
-        return gaussian_kl(mu_q, log_sigma_q)
+        return gaussian_kl(mu_q, log_sigma_q, *self.prior_params(y))
+
+    def to_base(self, z: Tensor, y: Tensor) -> Tensor:
+        """The base noise ε of codes z under p(z|y): ε = (f(z; y) − μ_p(y)) / σ_p(y) (f = id
+        without a flow); ``from_base`` undoes it."""
+        mu_p, log_sigma_p = self.prior_params(y)
+        if self.has_flow_prior:
+            z, _ = self.flow(z, self.flow_context(y))
+        return (z - mu_p) * torch.exp(-log_sigma_p)
+
+    def from_base(self, eps: Tensor, y: Tensor, paper_shortcut: bool = False) -> Tensor:
+        """z = f⁻¹(μ_p(y) + σ_p(y) ε; y); ``paper_shortcut`` skips f⁻¹ as the paper's §3.3."""
+        mu_p, log_sigma_p = self.prior_params(y)
+        u = mu_p + torch.exp(log_sigma_p) * eps
+        if self.has_flow_prior and not paper_shortcut:
+            u, _ = self.flow.inverse(u, self.flow_context(y))
+        return u
 
     def reconstruction_nll(self, x: Tensor, x_hat: Tensor, fixed_sigma: bool = False):
         """(-log p(x|z,y) per image, log σ used).
@@ -222,9 +303,9 @@ class CVAE(nn.Module):
         recon, log_sigma = self.reconstruction_nll(x, x_hat, fixed_sigma)
         kl = self.kl(z, mu_q, log_sigma_q, y)
         loss = (recon + kl).mean()
-        if self.config.model == "mse_kl" and not fixed_sigma:  # trains on the recipe's loss;
+        if self.config.likelihood == "mse_kl" and not fixed_sigma:  # the recipe's loss;
             # evaluated (fixed_sigma) it gives the −ELBO at σ* like the others
-            loss = mse_kl_loss(x, x_hat, mu_q, log_sigma_q, self.config.kl_weight)
+            loss = mse_kl_loss(x, x_hat, kl, self.config.kl_weight)
         return {"loss": loss, "recon": recon.mean(), "kl": kl.mean(),
                 "log_sigma": log_sigma.detach(),
                 "mse": ((x - x_hat) ** 2).mean().detach()}
@@ -240,7 +321,7 @@ class CVAE(nn.Module):
     def sample_latents(self, y: Tensor, paper_shortcut: bool = False,
                        generator: torch.Generator | None = None,
                        temperature: float = 1.0, noise: Tensor | None = None) -> Tensor:
-        """z ~ p(z|y). With the flow prior z = f⁻¹(mu_p + sigma_p ε), the correct sampler;
+        """z ~ p(z|y). With a flow prior z = f⁻¹(mu_p + sigma_p ε), the correct sampler;
         ``paper_shortcut=True`` skips f⁻¹ as the paper's §3.3 does (wrong unless f = identity).
         ``noise``: the ε [batch, latent_dim] to use (the same ε for other labels pairs samples)."""
         _, y = self._check_inputs(None, y)
@@ -248,19 +329,15 @@ class CVAE(nn.Module):
                 not 0 <= temperature < float("inf"):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
         check_labels(y)
-        mu_p, log_sigma_p = self.prior_params(y)
+        shape = (len(y), self.config.latent_dim)
         if noise is None:
-            eps = torch.randn(mu_p.shape, generator=generator, device=mu_p.device,
-                              dtype=mu_p.dtype)
-        elif not isinstance(noise, Tensor) or noise.shape != mu_p.shape:
-            raise ValueError(f"noise must be a tensor of shape {tuple(mu_p.shape)} (one ε per "
+            eps = torch.randn(shape, generator=generator, device=y.device, dtype=y.dtype)
+        elif not isinstance(noise, Tensor) or noise.shape != shape:
+            raise ValueError(f"noise must be a tensor of shape {shape} (one ε per "
                              f"row of y), got {tuple(getattr(noise, 'shape', ()))}")
         else:
-            eps = noise.to(mu_p)
-        u = mu_p + torch.exp(log_sigma_p) * eps * temperature
-        if self.has_flow_prior and not paper_shortcut:
-            u, _ = self.flow.inverse(u)
-        return u
+            eps = noise.to(y)
+        return self.from_base(eps * temperature, y, paper_shortcut)
 
     @torch.no_grad()
     def sample(self, y: Tensor, paper_shortcut: bool = False,
@@ -290,7 +367,7 @@ def check_labels(y: Tensor, name: str = "attributes y") -> Tensor:
 def run_name(config: CVAEConfig) -> str:
     """The name of a model's run: ``sigma`` for the paper's σ-CVAE, ``sigma_qxy`` for the same
     model with an encoder that sees y (the inverse of :func:`run_config`)."""
-    paper = config.model not in PAPER_ENCODERS_WITHOUT_LABELS
+    paper = config.model not in PAPER_ENCODERS_WITHOUT_LABELS  # q(z|x) only for these two
     if config.encoder_sees_labels == paper:
         return config.model
     return config.model + ("_qxy" if config.encoder_sees_labels else "_qx")
@@ -300,11 +377,19 @@ def run_config(name: str, **fields) -> CVAEConfig:
     """The configuration of the run called ``name`` (a model name, or one with ``_qxy`` or
     ``_qx``: the encoder sees y, or does not); ``fields`` set the rest."""
     for suffix, sees_labels in (("_qxy", True), ("_qx", False)):
-        if name.endswith(suffix) and name[:-len(suffix)] in MODEL_NAMES:
+        if isinstance(name, str) and name.endswith(suffix):
+            try:
+                model_axes(name[:-len(suffix)])
+            except ConfigError:
+                continue
             return CVAEConfig(model=name[:-len(suffix)], encoder_sees_labels=sees_labels,
                               **fields)
-    if name not in MODEL_NAMES:
-        raise ConfigError(f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}, "
-                          f"optionally ending in _qxy (the encoder sees y) or _qx (it does not)")
+    if not isinstance(name, str):
+        raise ConfigError(f"a run's name must be a string such as 'sigma_flow', got {name!r}")
+    try:
+        model_axes(name)
+    except ConfigError as error:
+        raise ConfigError(f"{error}; a run's name may end in _qxy (the encoder sees y) or _qx "
+                          f"(it does not)") from None
     return CVAEConfig(model=name, **fields)
 

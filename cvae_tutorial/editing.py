@@ -49,21 +49,17 @@ def _check_edit_labels(y: Tensor, y_new: Tensor) -> None:
 
 @torch.no_grad()
 def transport_latents(model, z: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
-    """Move codes z from p(z|y) to p(z|y′) keeping their base noise: with the flow prior
-    z = f⁻¹(μ_p(y) + σ_p(y) ε), so ε = (f(z) − μ_p(y)) / σ_p(y) and z′ = f⁻¹(μ_p(y′) + σ_p(y′) ε).
+    """Move codes z from p(z|y) to p(z|y′) keeping their base noise: z = f⁻¹(μ_p(y) + σ_p(y) ε),
+    so ε = (f(z) − μ_p(y)) / σ_p(y) and z′ = f⁻¹(μ_p(y′) + σ_p(y′) ε) (``CVAE.to_base``,
+    ``CVAE.from_base``; f = id for a Gaussian prior).
 
     For the N(0, I) prior p(z|y) does not depend on y and this is the identity.
     """
     _check_edit_labels(y, y_new)
-    if not model.has_flow_prior:
+    if model.config.prior == "standard":
         return z
     y, y_new = y.to(z.dtype), y_new.to(z.dtype)
-    mu_p, log_sigma_p = model.prior_params(y)
-    mu_new, log_sigma_new = model.prior_params(y_new)
-    u, _ = model.flow(z)
-    eps = (u - mu_p) * torch.exp(-log_sigma_p)
-    z_new, _ = model.flow.inverse(mu_new + torch.exp(log_sigma_new) * eps)
-    return z_new
+    return model.from_base(model.to_base(z, y), y_new)
 
 
 @torch.no_grad()
@@ -100,7 +96,7 @@ def interpolate(model, x_a: Tensor, y_a: Tensor, x_b: Tensor, y_b: Tensor, steps
         raise ValueError(f"space must be 'z' (latent) or 'u' (the flow's base space), got "
                          f"{space!r}")
     if space == "u" and not model.has_flow_prior:
-        raise ValueError(f"space='u' needs the flow prior (model 'sigma_flow'); "
+        raise ValueError(f"space='u' needs a flow prior (e.g. model 'sigma_flow'); "
                          f"{model.config.model!r} has none, use space='z'")
     for name, image in (("x_a", x_a), ("x_b", x_b)):
         if not isinstance(image, Tensor) or image.ndim != 3:
@@ -111,12 +107,12 @@ def interpolate(model, x_a: Tensor, y_a: Tensor, x_b: Tensor, y_b: Tensor, steps
     codes, _ = model.encode(x, y)
     y = y.to(codes.dtype)
     if space == "u":
-        codes, _ = model.flow(codes)
+        codes, _ = model.flow(codes, model.flow_context(y))
     t = torch.linspace(0, 1, steps, dtype=codes.dtype, device=codes.device)[:, None]
     path = (1 - t) * codes[0] + t * codes[1]
     labels = (1 - t) * y[0] + t * y[1]
     if space == "u":
-        path, _ = model.flow.inverse(path)
+        path, _ = model.flow.inverse(path, model.flow_context(labels))
     return model.decode(path, labels), labels, t[:, 0]
 
 

@@ -122,9 +122,11 @@ def gaussian_kl(mu_q: Tensor, log_sigma_q: Tensor, mu_p: Tensor | float = 0.0,
     return 0.5 * (variance_ratio + mean_term - 1 - 2 * (log_sigma_q - log_sigma_p)).sum(-1)
 
 
-def flow_prior_log_prob(z: Tensor, flow, mu_p: Tensor, log_sigma_p: Tensor) -> Tensor:
-    """log p(z|y) = log N(f(z); mu_p(y), sigma_p(y)^2) + log|det df/dz|."""
-    u, logabsdet = flow(z)
+def flow_prior_log_prob(z: Tensor, flow, mu_p: Tensor, log_sigma_p: Tensor,
+                        context: Tensor | None = None) -> Tensor:
+    """log p(z|y) = log N(f(z); mu_p(y), sigma_p(y)^2) + log|det df/dz|, with f = f(·; y) when
+    the flow reads a ``context``."""
+    u, logabsdet = flow(z, context)
     return gaussian_log_prob(u, mu_p, log_sigma_p) + logabsdet
 
 
@@ -138,14 +140,14 @@ def monte_carlo_kl(z: Tensor, mu_q: Tensor, log_sigma_q: Tensor, log_prob_prior:
     return gaussian_log_prob(z, mu_q, log_sigma_q) - log_prob_prior
 
 
-def mse_kl_loss(x: Tensor, x_hat: Tensor, mu_q: Tensor, log_sigma_q: Tensor,
-                kl_weight: float) -> Tensor:
+def mse_kl_loss(x: Tensor, x_hat: Tensor, kl: Tensor, kl_weight: float) -> Tensor:
     """The reference recipe's loss (the PyTorch-VAE model zoo's CVAE on CelebA): the MSE averaged
-    over every pixel of the batch plus ``kl_weight`` times the batch mean of KL(q(z|x,y) ‖ N(0, I)).
+    over every pixel of the batch plus ``kl_weight`` times the batch mean of the KL per image
+    (``kl``, [batch]: KL(q(z|x,y) ‖ N(0, I)) in the recipe, whatever prior the model has here).
 
     In its terms, with log_var = 2 log σ_q: mse(x̂, x) + w · mean_b[−½ Σ_d (1 + log_var − μ² −
     e^log_var)]. A hand-tuned w stands in for the decoder variance: it is the 2σ²/P that turns
     the Gaussian NLL at a fixed σ into a mean MSE (chapter 2), set once by hand instead of σ*.
     """
     check_reconstruction(x, x_hat)
-    return ((x - x_hat) ** 2).mean() + kl_weight * gaussian_kl(mu_q, log_sigma_q).mean()
+    return ((x - x_hat) ** 2).mean() + kl_weight * kl.mean()

@@ -1,8 +1,9 @@
-"""Real NVP: invertibility and log|det| against autograd's Jacobian."""
+"""Real NVP, with and without a context: invertibility, log|det| against autograd's Jacobian,
+the density integrating to one, and a conditional flow that depends on its context."""
 import pytest
 import torch
 
-from cvae_tutorial.flows import AffineCoupling, RealNVP, mlp, soft_clamp
+from cvae_tutorial.flows import AffineCoupling, RealNVP
 
 
 def randomised(flow, seed=0, scale=0.5):
@@ -65,56 +66,62 @@ def test_bad_dimension_is_a_clear_error():
         RealNVP(4)(torch.randn(3, 5))
 
 
-def two_mlp_coupling(coupling, scale_net, shift_net, z):
-    """The coupling written out with its s and t as two separate MLPs (``mlp``)."""
-    mask, free = coupling.mask, 1 - coupling.mask
-    z1 = z * mask
-    s = soft_clamp(scale_net(z1), coupling.scale_bound) * free
-    t = shift_net(z1) * free
-    return z1 + free * (z * torch.exp(s) + t), s.sum(-1)
+def test_one_network_gives_scale_and_shift_and_starts_at_the_identity():
+    coupling = AffineCoupling(torch.tensor([1, 0, 1, 0]), hidden=8, context_dim=3)
+    assert coupling.net[0].in_features == 4 + 3 and coupling.net[-1].out_features == 2 * 4
+    z, c = torch.randn(5, 4), torch.rand(5, 3)
+    u, logdet = coupling(z, c)
+    torch.testing.assert_close(u, z)
+    torch.testing.assert_close(logdet, torch.zeros(5))
 
 
-def test_fused_scale_and_shift_nets_equal_two_mlps():
-    # one TwinMLP gives s and t together; same seed, same draws: the two MLPs it replaces
-    mask = torch.tensor([1, 0, 1, 0, 1])
-    torch.manual_seed(3)
-    scale_net, shift_net = mlp(5, 8, 5), mlp(5, 8, 5)
-    torch.manual_seed(3)
-    coupling = AffineCoupling(mask, hidden=8, scale_bound=2.0)
-    for net, reference in ((coupling.scale_net, scale_net), (coupling.shift_net, shift_net)):
-        for view, parameter in zip(net.parameters(), reference.parameters()):
-            assert torch.equal(view, parameter)  # initialised exactly as the two MLPs were
-    randomised(scale_net, seed=1), randomised(shift_net, seed=2)
-    with torch.no_grad():  # the views write through to the fused parameters
-        for net, reference in ((coupling.scale_net, scale_net), (coupling.shift_net, shift_net)):
-            for view, parameter in zip(net.parameters(), reference.parameters()):
-                view.copy_(parameter)
-    z = torch.randn(32, 5)
-    for actual, expected in zip(coupling(z), two_mlp_coupling(coupling, scale_net, shift_net, z)):
-        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
-    # and a state dict saved with the two MLPs loads into the fused nets
-    old = {"mask": coupling.mask,
-           **{f"scale_net.{k}": v for k, v in scale_net.state_dict().items()},
-           **{f"shift_net.{k}": v for k, v in shift_net.state_dict().items()}}
-    fresh = AffineCoupling(mask, hidden=8, scale_bound=2.0)
-    fresh.load_state_dict(old)
-    for (name, a), b in zip(fresh.state_dict().items(), coupling.state_dict().values()):
-        assert torch.equal(a, b), name
+def conditional_flow(dim, context_dim=3, seed=0):
+    return randomised(RealNVP(dim, num_layers=4, hidden=16, context_dim=context_dim),
+                      seed=seed, scale=0.4).double()
 
 
-def test_fused_nets_call_half_the_operators():
-    from collections import Counter
-    from torch.profiler import profile
-    mask = torch.arange(6) % 2
-    coupling = randomised(AffineCoupling(mask, hidden=8))
-    scale_net, shift_net = mlp(6, 8, 6), mlp(6, 8, 6)
-    z = torch.randn(4, 6)
+@pytest.mark.parametrize("dim", [2, 5])
+def test_conditional_flow_inverts_and_its_logabsdet_is_the_jacobians(dim):
+    flow = conditional_flow(dim, seed=dim)
+    generator = torch.Generator().manual_seed(dim)
+    z = torch.randn(6, dim, dtype=torch.float64, generator=generator)
+    c = torch.rand(6, 3, dtype=torch.float64, generator=generator)
+    u, logdet = flow(z, c)
+    z_back, logdet_back = flow.inverse(u, c)
+    torch.testing.assert_close(z_back, z, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(logdet_back, -logdet, atol=1e-6, rtol=1e-6)
+    for i in range(len(z)):  # the Jacobian in z at a fixed context
+        jacobian = torch.autograd.functional.jacobian(
+            lambda v: flow(v.unsqueeze(0), c[i:i + 1])[0][0], z[i])
+        torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jacobian).logabsdet)
 
-    def matmuls(function):
-        with profile() as trace:
-            function()
-        names = Counter(event.name for event in trace.events())
-        return sum(names[n] for n in ("aten::addmm", "aten::baddbmm", "aten::mm", "aten::bmm"))
 
-    assert matmuls(lambda: coupling.nets(z)) == 3
-    assert matmuls(lambda: (scale_net(z), shift_net(z))) == 6
+def test_conditional_flow_depends_on_its_context_and_refuses_a_missing_one():
+    flow = conditional_flow(4)
+    z = torch.randn(8, 4, dtype=torch.float64)
+    c = torch.zeros(8, 3, dtype=torch.float64)
+    other = c.clone()
+    other[:, 1] = 1
+    assert (flow(z, c)[0] - flow(z, other)[0]).abs().max() > 1e-2
+    assert (flow(z, c)[1] - flow(z, other)[1]).abs().max() > 1e-3  # the volume change too
+    with pytest.raises(ValueError, match=r"conditional: pass a context of shape \[8, 3\]"):
+        flow(z)
+    with pytest.raises(ValueError, match="takes no context"):
+        RealNVP(4)(z.float(), c.float())
+
+
+@pytest.mark.parametrize("context", [None, (0.0, 1.0, 0.0), (1.0, 0.0, 1.0)])
+def test_the_flow_density_integrates_to_one(context):
+    # p(z) = N(f(z); 0, I) |det df/dz| on a 2-D grid: a Riemann sum over a box holding the mass
+    flow = randomised(RealNVP(2, num_layers=4, hidden=16, context_dim=0 if context is None
+                              else 3), seed=4, scale=0.2).double()
+    side = torch.linspace(-9, 9, 361, dtype=torch.float64)
+    grid = torch.cartesian_prod(side, side)
+    c = None if context is None else torch.tensor(context, dtype=torch.float64).expand(
+        len(grid), -1)
+    with torch.no_grad():
+        u, logdet = flow(grid, c)
+    density = torch.exp(-0.5 * (u ** 2).sum(1) - torch.log(torch.tensor(2 * torch.pi)) + logdet)
+    mass = density.sum() * (side[1] - side[0]) ** 2
+    assert abs(mass.item() - 1) < 0.01, mass.item()
+    assert (u - grid).abs().max() > 0.1  # a flow that moves mass, not the identity

@@ -1,5 +1,5 @@
-"""The CVAEs (the paper's three, and mse_kl): training lowers the loss, sampling behaves,
-inputs are checked."""
+"""The CVAEs (the paper's three, mse_kl, and any likelihood with any prior): training lowers the
+loss, sampling behaves, each prior is the density it says, inputs are checked."""
 import math
 
 import pytest
@@ -7,6 +7,8 @@ import torch
 
 from cvae_tutorial import (CVAE, MODEL_NAMES, PAPER_MODEL_NAMES, CVAEConfig, ConfigError,
                            TrainConfig, train)
+from cvae_tutorial.cvae import (LADDER, LIKELIHOODS, PRIORS, model_axes, model_title, run_config,
+                                run_name)
 from cvae_tutorial.data import to_float
 
 
@@ -92,7 +94,8 @@ def test_gaussian_and_sigma_priors_ignore_the_labels():
 
 
 def test_bad_model_inputs_are_clear_errors():
-    with pytest.raises(ConfigError, match="unknown model 'flow'; use one of gaussian, sigma"):
+    with pytest.raises(ConfigError, match=r"unknown model 'flow'; use <likelihood>\[_<prior>\]"
+                                          r" with a likelihood in gaussian, sigma, mse_kl"):
         CVAEConfig(model="flow")
     with pytest.raises(ConfigError, match="latent_dim must be int, got str"):
         CVAEConfig(latent_dim="32")
@@ -279,3 +282,107 @@ def test_the_decoder_means_are_unbounded_and_the_likelihood_is_the_gaussian_dens
             torch.testing.assert_close(sigma ** 2, ((x - mean) ** 2).mean(), rtol=1e-4, atol=0)
         density = Normal(torch.tensor(mean), sigma).log_prob(x).flatten(1).sum(1)
         torch.testing.assert_close(terms["recon"], -density.mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Every likelihood with every prior
+# ---------------------------------------------------------------------------------------------
+ALL_MODELS = [likelihood + ("_" + prior if prior else "") for likelihood in LIKELIHOODS
+              for prior in PRIORS]
+
+
+def test_a_model_name_is_its_likelihood_and_prior_and_a_run_name_adds_the_encoder():
+    assert len(ALL_MODELS) == 12
+    assert [model_axes(name) for name in ("sigma", "sigma_cond", "sigma_flow", "gaussian_cflow",
+                                         "mse_kl", "mse_kl_flow")] == [
+        ("sigma", "standard"), ("sigma", "conditional"), ("sigma", "flow"),
+        ("gaussian", "conditional_flow"), ("mse_kl", "standard"), ("mse_kl", "flow")]
+    for name in LADDER:  # the ladder's runs round-trip through their names
+        assert run_name(run_config(name)) == name
+    config = run_config("sigma_flow_qx")
+    assert (config.model, config.prior, config.encoder_sees_labels) == ("sigma_flow", "flow",
+                                                                        False)
+    assert run_config("sigma_cond").encoder_sees_labels  # the flow model with f = id
+    assert model_title("sigma_cflow") == "σ-CVAE, q(z|x,y), conditional Real NVP prior"
+    for bad in ("sigma_", "sigmaflow", "sigma_flow_flow", "flow_sigma", "sigma_qxy_flow"):
+        with pytest.raises(ConfigError, match="unknown model"):
+            run_config(bad)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_combination_trains_saves_samples_and_edits(name, tmp_path):
+    from cvae_tutorial.checkpoints import load_model
+    from cvae_tutorial.editing import edit, edited_labels
+    model = CVAE(CVAEConfig(model=name, image_size=16, num_attributes=3, latent_dim=4,
+                            base_channels=8, flow_hidden=8, prior_channels=4))
+    assert hasattr(model, "prior_encoder") == (model.config.prior != "standard")
+    assert hasattr(model, "flow") == model.has_flow_prior
+    x, y = torch.rand(4, 3, 16, 16), torch.randint(0, 2, (4, 3)).float()
+    terms = model.loss_terms(x, y)
+    terms["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    path = tmp_path / "checkpoint.pt"
+    data = embedded_small()
+    train(model, data, data, TrainConfig(epochs=1, batch_size=8, device="cpu"), path,
+          progress=False)
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    noise = torch.randn(4, 4)
+    torch.testing.assert_close(loaded.sample(y, noise=noise), model.sample(y, noise=noise))
+    assert edit(loaded, x, y, edited_labels(y, 0)).shape == x.shape
+
+
+def embedded_small():
+    from cvae_tutorial import embedded_faces
+    return embedded_faces("train", 16, num_images=16, attributes=("Male", "Smiling",
+                                                                  "Eyeglasses"))
+
+
+def _randomised_prior(name, seed=0):
+    from test_flows import randomised
+    model = CVAE(CVAEConfig(model=name, image_size=16, num_attributes=3, latent_dim=4,
+                            base_channels=8, flow_hidden=8)).double()
+    if model.config.prior != "standard":
+        randomised(model.prior_encoder.head, seed, scale=0.3)
+    if model.has_flow_prior:
+        randomised(model.flow, seed + 1, scale=0.2)
+    return model
+
+
+@pytest.mark.parametrize("name", ["sigma", "sigma_cond", "sigma_flow", "sigma_cflow"])
+def test_each_prior_samples_what_its_density_says_and_the_kl_is_its_expectation(name):
+    # KL(q || p) = E_q[log q − log p]: the model's KL (closed form for Gaussian priors, one
+    # Monte Carlo draw for flows) must average to the same value over many draws of z
+    model = _randomised_prior(name)
+    generator = torch.Generator().manual_seed(0)
+    y = torch.tensor([[1.0, 0.0, 1.0]]).expand(20000, -1)
+    mu_q = torch.full((20000, 4), 0.3, dtype=torch.float64)
+    log_sigma_q = torch.full((20000, 4), -0.5, dtype=torch.float64)
+    z = mu_q + torch.exp(log_sigma_q) * torch.randn(mu_q.shape, generator=generator,
+                                                     dtype=torch.float64)
+    y = y.double()
+    kl = model.kl(z, mu_q, log_sigma_q, y)
+    from cvae_tutorial.losses import gaussian_log_prob
+    expected = (gaussian_log_prob(z, mu_q, log_sigma_q) - model.prior_log_prob(z, y))
+    assert abs(kl.mean() - expected.mean()) < 4 * expected.std() / 20000 ** 0.5
+    # from_base inverts to_base, and the samples' base noise is the ε they were drawn with
+    eps = torch.randn(20000, 4, generator=generator, dtype=torch.float64)
+    samples = model.sample_latents(y, noise=eps)
+    torch.testing.assert_close(model.to_base(samples, y), eps, atol=1e-6, rtol=1e-6)
+
+
+def test_only_the_conditional_priors_depend_on_y_and_cflow_also_through_its_couplings():
+    z = torch.randn(6, 4, dtype=torch.float64)
+    y0, y1 = torch.zeros(6, 3, dtype=torch.float64), torch.ones(6, 3, dtype=torch.float64)
+    for name, depends in (("sigma", False), ("sigma_cond", True), ("sigma_flow", True),
+                          ("sigma_cflow", True)):
+        model = _randomised_prior(name)
+        moved = (model.prior_log_prob(z, y0) - model.prior_log_prob(z, y1)).abs().max()
+        assert (moved > 1e-3) == depends, name
+    # with the base Gaussian at N(0, I) for every y, only cflow's couplings still see y
+    for name, depends in (("sigma_flow", False), ("sigma_cflow", True)):
+        model = _randomised_prior(name)
+        torch.nn.init.zeros_(model.prior_encoder.head.weight)
+        torch.nn.init.zeros_(model.prior_encoder.head.bias)
+        moved = (model.prior_log_prob(z, y0) - model.prior_log_prob(z, y1)).abs().max()
+        assert (moved > 1e-3) == depends, name

@@ -9,20 +9,31 @@ import torch.distributed as dist
 
 from ..checkpoints import CheckpointError, checkpoint_path
 from ..config import ConfigError
-from ..cvae import CVAE, MODEL_NAMES, CVAEConfig, run_name
+from ..cvae import CVAE, LIKELIHOODS, MODEL_NAMES, CVAEConfig, model_axes, run_name
 from ..data import DataError, load_dataset
 from .distributed import distributed_world, init_distributed
 from .loop import FAST_OPTION_CHOICES, NonFiniteLossError, TrainConfig, train
 
 
+def _model_name(name: str) -> str:
+    try:
+        model_axes(name)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m cvae_tutorial.training",
-        description="Train one of the three CVAEs. Under `torchrun --nproc_per_node=N -m "
+        description="Train a CVAE (one of the named models or any likelihood and prior). Under `torchrun --nproc_per_node=N -m "
                     "cvae_tutorial.training ...` the same command trains data-parallel on N "
                     "processes (DDP; --batch-size is per process). Rerunning a command resumes "
                     "from OUT_DIR/<model>/checkpoint.pt.")
-    parser.add_argument("--model", choices=MODEL_NAMES, default="sigma_flow")
+    parser.add_argument("--model", type=_model_name, default="sigma_flow",
+                        help="<likelihood>[_<prior>]: the presets " + ", ".join(MODEL_NAMES)
+                        + "; likelihoods " + ", ".join(LIKELIHOODS) + ", priors cond, flow, "
+                        "cflow (none: N(0, I)), e.g. sigma_cond")
     parser.add_argument("--dataset", choices=("embedded", "celeba", "folder", "classes"),
                         default="embedded", help="folder: your images with DATA_DIR/attributes."
                         "csv (0/1 columns); classes: one subfolder of DATA_DIR per class")

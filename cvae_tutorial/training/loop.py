@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoints import ensure_writable_folder
 from ..config import ConfigError, check_field_types, resolve_device
-from ..cvae import CVAE, run_name
+from ..cvae import CVAE, model_axes, run_name
 from ..data.batches import epoch_batches, flip_mask, iterate_batches
 from ..data.cache import as_attribute_images
 from ..data.images import AttributeImages
@@ -104,9 +104,11 @@ class TrainConfig:
         its flow paying a cast. "reduce-overhead" (CUDA graphs) is not measured yet: never auto.
         """
         cuda = device.type == "cuda"
+        # measured on sigma_flow; the other flow priors share its many small Linear layers
+        flow = model is not None and model_axes(model)[1] in ("flow", "conditional_flow")
         compile_mode = self.compile if self.compile != "auto" else \
-            ("default" if cuda and model == "sigma_flow" else "off")
-        bf16_pays = model != "sigma_flow" or compile_mode != "off" or self.batch_size >= 2048
+            ("default" if cuda and flow else "off")
+        bf16_pays = not flow or compile_mode != "off" or self.batch_size >= 2048
         return {"autocast": torch.bfloat16 if self.autocast == "bf16" or
                 (self.autocast == "auto" and cuda and bf16_pays) else None,
                 "channels_last": self.channels_last == "on" or

@@ -17,7 +17,6 @@ import torch
 from ..version import __version__
 from ..checkpoints import (CHECKPOINT_FORMAT, CheckpointError, check_checkpoint_matches,
                            load_resume_state, save_checkpoint)
-from ..flows import TwinMLP
 from .distributed import distributed_world, gather_rng_states, reduce_running
 
 RUN_DEFINING_FIELDS = ("lr", "seed", "batch_size", "flip")  # a resume must not change these
@@ -110,8 +109,7 @@ def start_or_resume(model, optimizer, config, checkpoint_path, device,
         if data is not None:
             check_same_data(state, data, checkpoint_path)
         check_same_course(state, config, test_data, checkpoint_path, world_size)
-        optimizer.load_state_dict(_with_fused_couplings(state["optimizer"], state["model"],
-                                                        model))
+        optimizer.load_state_dict(state["optimizer"])
         model.load_state_dict(state["model"])
         position = Position(state["history"], state["epoch"], state["step_in_epoch"],
                             state["running"])
@@ -126,36 +124,6 @@ def start_or_resume(model, optimizer, config, checkpoint_path, device,
     np.random.seed(config.seed + rank)
     random.seed(config.seed + rank)
     return Position([])
-
-
-def _with_fused_couplings(optimizer_state: dict, model_state: dict, model) -> dict:
-    """Adam's state as saved when each flow coupling had two MLPs (``scale_net``, ``shift_net``),
-    for today's couplings (one ``TwinMLP``): the moments packed as the weights are."""
-    if not any(".scale_net." in key for key in model_state):
-        return optimizer_state
-    buffers = {name for name, _ in model.named_buffers()}
-    old_names = [key for key in model_state if key not in buffers]  # the parameters' order
-    (group,) = optimizer_state["param_groups"]  # train() gives Adam one group
-    saved = {old_names[index]: optimizer_state["state"][index] for index in group["params"]
-             if index in optimizer_state["state"]}
-    state = {}
-    for index, (name, _) in enumerate(model.named_parameters()):
-        if ".nets." not in name:
-            if name in saved:
-                state[index] = saved[name]
-            continue
-        prefix, kind = name.rsplit(".nets.", 1)
-        first, second = f"{prefix}.scale_net.", f"{prefix}.shift_net."
-        if first + "0.weight" not in saved:
-            continue  # never stepped
-        moments = {moment: TwinMLP.packed({key: value[moment] for key, value in saved.items()
-                                           if key.startswith((first, second))},
-                                          first, second)[kind]
-                   for moment in saved[first + "0.weight"] if moment != "step"}
-        # its own step counter: Adam increments each parameter's in place
-        state[index] = {"step": saved[first + "0.weight"]["step"].clone(), **moments}
-    return {"state": state,
-            "param_groups": [{**group, "params": list(range(len(list(model.parameters()))))}]}
 
 
 def save_run(path, model, optimizer, config, position: Position, device,
