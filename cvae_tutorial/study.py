@@ -1,0 +1,226 @@
+"""The prior-ladder study: train each rung for every seed at two budgets, evaluate every
+checkpoint with chapter 6's protocol, and write the results with their provenance.
+
+A budget of 2B epochs resumes the run of B epochs (the learning rate is constant), so the two
+budgets cost 2B epochs per run and the check "does doubling the training change a verdict?"
+compares a run with its own continuation. Results go to ``results_dir/epochs<B>.csv`` and
+``results_dir/provenance.json`` (command, commit, digest of the code that trained, machine,
+date, wall time), which chapter 6 reads, flagging them when the code has changed since.
+
+    python -m cvae_tutorial.study --out-dir runs/study --results-dir book/results/ladder
+
+Training is resumable (rerun the command) and can be split over processes with
+``--models``/``--seeds`` and ``--train-only``; a last run without ``--train-only`` evaluates.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoints import checkpoint_path, load_history, seed_dir
+from .config import ConfigError, check_int, resolve_device
+from .cvae import CVAE, LADDER, run_config
+from .data import load_dataset
+from .evaluation import ClassifierConfig, evaluate_run
+from .evaluation.results import RESULTS_CSV, read_results
+from .files import atomic_write, temporary_beside
+from .training import TrainConfig, train
+
+PACKAGE = Path(__file__).resolve().parent
+PROVENANCE = "provenance.json"
+# the modules whose code decides the numbers: all but the benchmarks, plotting and this file
+# (which only schedules and records)
+NOT_DIGESTED = ("benchmarks", "plotting.py", "study.py")
+
+
+def code_digest(package: Path = PACKAGE) -> str:
+    """sha256 of the package's modules that train and evaluate (paths and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.split("/")[0] in NOT_DIGESTED:
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _commit() -> str:
+    """The git commit of the package, '+ changes' when its files differ; 'unknown' outside git."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=PACKAGE, capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + (" + uncommitted changes" if dirty else "")
+
+
+def machine(device: torch.device) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"{name}; {platform.platform()}; Python {platform.python_version()}; " \
+           f"torch {torch.__version__}"
+
+
+def budget_dir(out_dir, epochs: int) -> Path:
+    return Path(out_dir) / f"epochs{epochs}"
+
+
+def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, image_size: int,
+                 latent_dim: int, batch_size: int, lr: float, device: str = "auto",
+                 progress: bool = True) -> None:
+    """Train every model and seed to each budget; a budget continues the previous one's run
+    (its checkpoint is copied, then resumed). Finished runs are skipped."""
+    for seed in seeds:
+        for name in models:
+            previous = None
+            for epochs in budgets:
+                path = checkpoint_path(seed_dir(budget_dir(out_dir, epochs), seed), name)
+                if previous is not None and not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    partial = temporary_beside(path)  # never a half-copied checkpoint at path
+                    shutil.copyfile(previous, partial)
+                    os.replace(partial, path)
+                model = CVAE(run_config(name, image_size=image_size, latent_dim=latent_dim,
+                                        num_attributes=train_data.num_attributes))
+                config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                     device=device)
+                train(model, train_data, test_data, config, path, progress=progress)
+                previous = path
+
+
+def write_provenance(results_dir, record: dict) -> Path:
+    path = Path(results_dir) / PROVENANCE
+    return atomic_write(path, lambda f: f.write(json.dumps(record, indent=1) + "\n"), "w")
+
+
+def load_study(results_dir) -> tuple:
+    """(rows with an ``epochs`` column, provenance, a line saying whether the code that
+    measured them is today's) of a study written by :func:`main`; a clear error if absent."""
+    folder = Path(results_dir)
+    path = folder / PROVENANCE
+    if not path.exists():
+        raise ConfigError(f"no study results in {folder} ({PROVENANCE} missing); run "
+                          f"`python -m cvae_tutorial.study --results-dir {folder}`")
+    record = json.loads(path.read_text())
+    rows = []
+    for epochs in record["budgets"]:
+        rows += [{**row, "epochs": epochs}
+                 for row in read_results(folder / f"epochs{epochs}.csv")]
+    now = code_digest()
+    status = ("measured by today's code (its digest matches)" if now == record["code_digest"]
+              else f"the package's code has changed since these results were measured "
+                   f"(digest {record['code_digest'][:12]} then, {now[:12]} now): rerun "
+                   f"`{record['command']}` to refresh them")
+    return rows, record, status
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m cvae_tutorial.study",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", required=True, help="checkpoints: epochs<B>/seed<k>/...")
+    parser.add_argument("--results-dir", required=True, help="epochs<B>.csv, provenance.json")
+    parser.add_argument("--models", nargs="+", default=list(LADDER), type=run_config_name)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", nargs="+", type=int, default=[12, 24],
+                        help="the budgets, e.g. B 2B")
+    parser.add_argument("--dataset", default="embedded")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--train-images", type=int, default=4096)
+    parser.add_argument("--test-images", type=int, default=1024)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--iw-samples", type=int, default=100)
+    parser.add_argument("--likelihood-images", type=int, default=128)
+    parser.add_argument("--classifier-epochs", type=int, default=4)
+    parser.add_argument("--feature-space", default="auto")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train, evaluate nothing (to split training over processes)")
+    args = parser.parse_args(argv)
+    for epochs in args.epochs:
+        check_int("--epochs", epochs, 1)
+    if sorted(set(args.epochs)) != args.epochs:
+        parser.error(f"--epochs must be increasing budgets, e.g. 12 24; got {args.epochs}")
+    if len(set(args.seeds)) != len(args.seeds) or len(set(args.models)) != len(args.models):
+        parser.error("each seed and model once: a repeat would count a run twice")
+    return args
+
+
+def run_config_name(name: str) -> str:
+    try:
+        run_config(name)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
+
+
+def main(argv=None) -> int:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    try:
+        def load(split, count):
+            return load_dataset(args.dataset, split, args.image_size, args.data_dir,
+                                num_images=count)
+        train_data, test_data = load("train", args.train_images), load("test", args.test_images)
+        train_ladder(args.models, args.seeds, args.epochs, train_data, test_data, args.out_dir,
+                     image_size=args.image_size, latent_dim=args.latent_dim,
+                     batch_size=args.batch_size, lr=args.lr, device=args.device)
+        if args.train_only:
+            return 0
+        floor_data = load("valid", args.num_samples)
+        results_dir = Path(args.results_dir)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        for epochs in args.epochs:
+            folder = budget_dir(args.out_dir, epochs)
+            evaluate_run(folder, train_data, test_data, args.models, seeds=args.seeds,
+                         device=args.device, dataset=args.dataset, floor_data=floor_data,
+                         feature_space=args.feature_space, num_samples=args.num_samples,
+                         iw_samples=args.iw_samples, likelihood_images=args.likelihood_images,
+                         cache_dir=Path(args.out_dir) / "eval_cache",
+                         classifier_config=ClassifierConfig(
+                             image_size=args.image_size, epochs=args.classifier_epochs,
+                             num_attributes=train_data.num_attributes))
+            csv_text = (folder / RESULTS_CSV).read_text()
+            atomic_write(results_dir / f"epochs{epochs}.csv", lambda f: f.write(csv_text), "w")
+    except (ConfigError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    training_seconds = sum(
+        row["seconds"] for seed in args.seeds for name in args.models
+        for row in load_history(checkpoint_path(
+            seed_dir(budget_dir(args.out_dir, args.epochs[-1]), seed), name)))
+    device = resolve_device(args.device)
+    write_provenance(args.results_dir, {
+        "command": "python -m cvae_tutorial.study " + " ".join(
+            sys.argv[1:] if argv is None else argv),
+        "commit": _commit(), "code_digest": code_digest(), "machine": machine(device),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "training_seconds": round(training_seconds),
+        "wall_seconds_of_this_command": round(time.perf_counter() - started),
+        "models": args.models, "seeds": args.seeds, "budgets": args.epochs,
+        "train_images": args.train_images, "image_size": args.image_size,
+        "latent_dim": args.latent_dim, "batch_size": args.batch_size, "lr": args.lr,
+        "num_samples": args.num_samples, "iw_samples": args.iw_samples})
+    print(f"wrote {args.results_dir}/epochs<B>.csv and {PROVENANCE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

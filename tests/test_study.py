@@ -1,0 +1,86 @@
+"""The prior-ladder study: a doubled budget continues its own run, every budget is evaluated,
+and the results carry a provenance that flags them once the code changes."""
+import json
+
+import pytest
+import torch
+
+from cvae_tutorial import study
+from cvae_tutorial.checkpoints import checkpoint_path, load_checkpoint, seed_dir
+
+ARGS = ["--models", "sigma_cond", "sigma_cflow", "--seeds", "0", "1", "--epochs", "1", "2",
+        "--image-size", "16", "--latent-dim", "4", "--batch-size", "16", "--train-images",
+        "64", "--test-images", "64", "--num-samples", "24", "--iw-samples", "2",
+        "--likelihood-images", "4", "--classifier-epochs", "1", "--feature-space",
+        "attribute", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    argv = ["--out-dir", str(root / "runs"), "--results-dir", str(root / "results"), *ARGS]
+    assert study.main(argv) == 0
+    return root, argv
+
+
+def test_the_doubled_budget_continues_the_first_run(measured):
+    root, _ = measured
+    for seed in (0, 1):
+        short, long = (load_checkpoint(checkpoint_path(
+            seed_dir(study.budget_dir(root / "runs", epochs), seed), "sigma_cflow"))
+            for epochs in (1, 2))
+        assert len(short["history"]) == 1 and len(long["history"]) == 2
+        assert long["history"][0] == short["history"][0]  # the same first epoch, not a rerun
+        assert any(not torch.equal(a, b) for a, b in zip(short["model"].values(),
+                                                          long["model"].values()))
+
+
+def test_every_budget_model_and_seed_has_a_row_and_the_provenance_is_today(measured):
+    root, argv = measured
+    rows, record, status = study.load_study(root / "results")
+    assert sorted((r["epochs"], r["model"], r["seed"]) for r in rows) == sorted(
+        (e, m, s) for e in (1, 2) for m in ("sigma_cond", "sigma_cflow") for s in (0, 1))
+    assert record["command"] == "python -m cvae_tutorial.study " + " ".join(argv)
+    assert record["code_digest"] == study.code_digest() and "matches" in status
+    assert record["budgets"] == [1, 2] and record["training_seconds"] > 0
+    assert all(key in record for key in ("commit", "machine", "date"))
+
+
+def test_results_from_other_code_are_flagged(measured, tmp_path):
+    root, _ = measured
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in (root / "results").iterdir():
+        (results / path.name).write_bytes(path.read_bytes())
+    record = json.loads((results / study.PROVENANCE).read_text())
+    record["code_digest"] = "0" * 64
+    (results / study.PROVENANCE).write_text(json.dumps(record))
+    _, _, status = study.load_study(results)
+    assert status.startswith("the package's code has changed") and "rerun" in status
+
+
+def test_the_digest_sees_a_training_module_but_not_the_benchmarks(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "training").mkdir(parents=True)
+    (package / "benchmarks").mkdir()
+    (package / "training" / "loop.py").write_text("a = 1\n")
+    (package / "benchmarks" / "fid.py").write_text("b = 1\n")
+    before = study.code_digest(package)
+    (package / "benchmarks" / "fid.py").write_text("b = 2\n")
+    assert study.code_digest(package) == before
+    (package / "training" / "loop.py").write_text("a = 2\n")
+    assert study.code_digest(package) != before
+
+
+def test_bad_study_arguments_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        study.main(["--out-dir", "x", "--results-dir", "y", "--epochs", "4", "2"])
+    assert "--epochs must be increasing budgets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--out-dir", "x", "--results-dir", "y", "--seeds", "0", "0"])
+    assert "each seed and model once" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--out-dir", "x", "--results-dir", "y", "--models", "sigma_flw"])
+    assert "unknown model 'sigma_flw'" in capsys.readouterr().err
+    with pytest.raises(Exception, match="no study results in .*provenance.json missing"):
+        study.load_study(tmp_path)
