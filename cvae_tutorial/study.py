@@ -39,6 +39,7 @@ from .training import TrainConfig, train
 
 PACKAGE = Path(__file__).resolve().parent
 PROVENANCE = "provenance.json"
+TRAINED_BY = "trained_by.json"
 # the modules whose code decides the numbers: all but the benchmarks, plotting and this file
 # (which only schedules and records)
 NOT_DIGESTED = ("benchmarks", "plotting.py", "study.py")
@@ -98,8 +99,32 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
                                         num_attributes=train_data.num_attributes))
                 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                      device=device)
-                train(model, train_data, test_data, config, path, progress=progress)
+                history = train(model, train_data, test_data, config, path, progress=progress)
+                _record_training(path, len(history))
                 previous = path
+
+
+def _record_training(path: Path, epochs: int) -> None:
+    """Beside each checkpoint, the digest of the code that trained each of its epochs (a run
+    continued by other code records both), for the provenance."""
+    record_path = path.with_name(TRAINED_BY)
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    digest = code_digest()
+    if record.get("epochs", 0) < epochs:
+        record = {"epochs": epochs, "code_digests": sorted(
+            set(record.get("code_digests", [])) | {digest})}
+        atomic_write(record_path, lambda f: f.write(json.dumps(record) + "\n"), "w")
+
+
+def training_digests(out_dir, models, seeds, epochs: int) -> list:
+    """The digests of the code that trained the runs of the longest budget (one, if nothing
+    changed while the study ran)."""
+    digests = set()
+    for seed in seeds:
+        for name in models:
+            path = checkpoint_path(seed_dir(budget_dir(out_dir, epochs), seed), name)
+            digests |= set(json.loads(path.with_name(TRAINED_BY).read_text())["code_digests"])
+    return sorted(digests)
 
 
 def write_provenance(results_dir, record: dict) -> Path:
@@ -121,10 +146,11 @@ def load_study(results_dir) -> tuple:
         rows += [{**row, "epochs": epochs}
                  for row in read_results(folder / f"epochs{epochs}.csv")]
     now = code_digest()
-    status = ("measured by today's code (its digest matches)" if now == record["code_digest"]
+    then = set(record["training_code_digests"]) | {record["code_digest"]}
+    status = ("measured by today's code (its digest matches)" if then == {now}
               else f"the package's code has changed since these results were measured "
-                   f"(digest {record['code_digest'][:12]} then, {now[:12]} now): rerun "
-                   f"`{record['command']}` to refresh them")
+                   f"(digest {', '.join(sorted(d[:12] for d in then))} then, {now[:12]} now): "
+                   f"rerun `{record['command']}` to refresh them")
     return rows, record, status
 
 
@@ -210,7 +236,10 @@ def main(argv=None) -> int:
     write_provenance(args.results_dir, {
         "command": "python -m cvae_tutorial.study " + " ".join(
             sys.argv[1:] if argv is None else argv),
-        "commit": _commit(), "code_digest": code_digest(), "machine": machine(device),
+        "commit": _commit(), "code_digest": code_digest(),  # of the code that evaluated
+        "training_code_digests": training_digests(args.out_dir, args.models, args.seeds,
+                                                  args.epochs[-1]),
+        "machine": machine(device),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(training_seconds),
         "wall_seconds_of_this_command": round(time.perf_counter() - started),

@@ -42,6 +42,7 @@ def test_every_budget_model_and_seed_has_a_row_and_the_provenance_is_today(measu
         (e, m, s) for e in (1, 2) for m in ("sigma_cond", "sigma_cflow") for s in (0, 1))
     assert record["command"] == "python -m cvae_tutorial.study " + " ".join(argv)
     assert record["code_digest"] == study.code_digest() and "matches" in status
+    assert record["training_code_digests"] == [study.code_digest()]
     assert record["budgets"] == [1, 2] and record["training_seconds"] > 0
     assert all(key in record for key in ("commit", "machine", "date"))
 
@@ -53,10 +54,10 @@ def test_results_from_other_code_are_flagged(measured, tmp_path):
     for path in (root / "results").iterdir():
         (results / path.name).write_bytes(path.read_bytes())
     record = json.loads((results / study.PROVENANCE).read_text())
-    record["code_digest"] = "0" * 64
-    (results / study.PROVENANCE).write_text(json.dumps(record))
-    _, _, status = study.load_study(results)
-    assert status.startswith("the package's code has changed") and "rerun" in status
+    for key, value in (("code_digest", "0" * 64), ("training_code_digests", ["1" * 64])):
+        (results / study.PROVENANCE).write_text(json.dumps({**record, key: value}))
+        _, _, status = study.load_study(results)
+        assert status.startswith("the package's code has changed") and "rerun" in status
 
 
 def test_the_digest_sees_a_training_module_but_not_the_benchmarks(tmp_path):
