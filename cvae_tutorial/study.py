@@ -34,6 +34,7 @@ from .cvae import CVAE, LADDER, run_config
 from .data import load_dataset
 from .evaluation import ClassifierConfig, evaluate_run
 from .evaluation.results import RESULTS_CSV, read_results
+from .evaluation.uncertainty import paired_difference, paired_order, values_by_seed
 from .files import atomic_write, temporary_beside
 from .training import TrainConfig, train
 
@@ -152,6 +153,95 @@ def load_study(results_dir) -> tuple:
                    f"(digest {', '.join(sorted(d[:12] for d in then))} then, {now[:12]} now): "
                    f"rerun `{record['command']}` to refresh them")
     return rows, record, status
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the ladder: one-choice contrasts, their verdicts at each budget
+# ----------------------------------------------------------------------------------------------
+# (what changes, model a, model b): b differs from a in that one choice
+CONTRASTS = (
+    ("prior at q(z|x,y): N(0, I) → conditional Gaussian", "sigma_qxy", "sigma_cond"),
+    ("prior at q(z|x,y): conditional Gaussian → Real NVP", "sigma_cond", "sigma_flow"),
+    ("prior at q(z|x,y): Real NVP → conditional Real NVP", "sigma_flow", "sigma_cflow"),
+    ("prior at q(z|x): N(0, I) → Real NVP", "sigma", "sigma_flow_qx"),
+    ("encoder at N(0, I): q(z|x) → q(z|x,y)", "sigma", "sigma_qxy"),
+    ("encoder at the Real NVP prior: q(z|x) → q(z|x,y)", "sigma_flow_qx", "sigma_flow"),
+    ("decoder: σ = 1 → σ*", "gaussian", "sigma"),
+)
+# (column, lower is better, name, format)
+MEASURES = (
+    ("bits_per_dim", True, "bits/dim", ".3f"),
+    ("distance", True, "distance", ".2f"),
+    ("balanced_accuracy", False, "balanced accuracy", ".3f"),
+    ("flip_rate", False, "flip rate", ".3f"),
+    ("recall", False, "recall", ".3f"),
+    ("prior_hole", True, "prior hole", ".3f"),
+)
+WORDS = {1: "better", -1: "worse", 0: "within noise"}
+
+
+def budget_check(rows: list, contrasts=CONTRASTS, measures=MEASURES) -> list:
+    """For each contrast (a → b) and measure, b's verdict against a at every budget — +1
+    better, −1 worse, 0 within noise (the paired 95 % t interval over the seeds) — and the
+    paired difference b − a at the longest budget. A σ = 1 model's bits/dim are on another
+    scale (chapter 2) and are not compared; a contrast whose models are missing is skipped."""
+    budgets = sorted({row["epochs"] for row in rows})
+    checks = []
+    for label, a, b in contrasts:
+        if not {a, b} <= {row["model"] for row in rows}:
+            continue
+        for column, lower, name, fmt in measures:
+            if column == "bits_per_dim" and "gaussian" in (a, b):
+                continue
+            by_budget = {e: [row for row in rows if row["epochs"] == e] for e in budgets}
+            orders = {e: paired_order(by_budget[e], column, b, a, lower) for e in budgets}
+            last = by_budget[budgets[-1]]
+            difference = paired_difference(values_by_seed(last, column, b),
+                                           values_by_seed(last, column, a))
+            checks.append({"contrast": label, "a": a, "b": b, "measure": name,
+                           "column": column, "fmt": fmt, "orders": orders,
+                           "difference": difference,
+                           "stable": len(budgets) < 2 or orders[budgets[-1]] ==
+                           orders[budgets[-2]]})
+    return checks
+
+
+def budget_markdown(checks: list, distance_name: str = "distance") -> str:
+    """The budget check as a Markdown table: each verdict at each budget, the difference at
+    the longest, and whether doubling the last budget changed the verdict."""
+    budgets = list(checks[0]["orders"])
+    lines = ["| what changes (a → b) | measure | " + " | ".join(f"{e} epochs" for e in budgets)
+             + f" | b − a at {budgets[-1]} | doubling changed it |",
+             "|---|---|" + "---|" * len(budgets) + "---|---|"]
+    for check in checks:
+        d = check["difference"]
+        measure = distance_name if check["column"] == "distance" else check["measure"]
+        lines.append(f"| {check['contrast']} | {measure} | "
+                     + " | ".join(WORDS[o] for o in check["orders"].values())
+                     + f" | {d.mean:+{check['fmt']}} ± {d.half_width:{check['fmt']}} | "
+                     + ("no" if check["stable"] else "**yes**") + " |")
+    return "\n".join(lines)
+
+
+def contrast_finding(checks: list, contrast: str, distance_name: str = "distance") -> str:
+    """One sentence from the budget check of one contrast, at the longest budget: on which
+    measures b is better, worse, within noise, and which verdicts moved when the budget
+    doubled."""
+    mine = [c for c in checks if c["contrast"] == contrast]
+    if not mine:
+        return f"{contrast}: not measured."
+    last = list(mine[0]["orders"])[-1]
+
+    def names(side):
+        return [distance_name if c["column"] == "distance" else c["measure"]
+                for c in mine if c["orders"][last] == side]
+    parts = [f"{WORDS[side]} on {', '.join(names(side))}" for side in (1, -1, 0)
+             if names(side)]
+    moved = [distance_name if c["column"] == "distance" else c["measure"]
+             for c in mine if not c["stable"]]
+    stability = (f"doubling the budget changed the verdict on {', '.join(moved)}" if moved
+                 else "no verdict changed when the budget doubled")
+    return f"{contrast}: at {last} epochs b is {'; '.join(parts)} ({stability})."
 
 
 def _parse_args(argv):

@@ -304,7 +304,7 @@ def test_interpolation_in_the_base_space_is_a_different_path_from_z():
 def test_interpolating_in_u_without_a_flow_or_with_one_step_is_a_clear_error():
     images, labels = batch(2)
     x = to_float(images).double()
-    with pytest.raises(ValueError, match="needs the flow prior"):
+    with pytest.raises(ValueError, match="needs a flow prior"):
         interpolate(small_model("sigma"), x[0], labels[0], x[1], labels[1], 5, "u")
     with pytest.raises(ValueError, match="steps must be an int >= 2"):
         interpolate(small_model("sigma"), x[0], labels[0], x[1], labels[1], 1)

@@ -85,3 +85,40 @@ def test_bad_study_arguments_are_one_line(tmp_path, capsys):
     assert "unknown model 'sigma_flw'" in capsys.readouterr().err
     with pytest.raises(Exception, match="no study results in .*provenance.json missing"):
         study.load_study(tmp_path)
+
+
+def _rows(gap_by_budget):
+    """Two models over 3 seeds at each budget; b's distance is lower than a's by the gap
+    (seed noise 0.1), its balanced accuracy the same as a's."""
+    rows = []
+    for epochs, gap in gap_by_budget.items():
+        for seed, noise in enumerate((0.0, 0.1, -0.1)):
+            rows.append({"epochs": epochs, "seed": seed, "model": "sigma_qxy",
+                         "distance": 10.0 + noise, "balanced_accuracy": 0.8 + noise})
+            rows.append({"epochs": epochs, "seed": seed, "model": "sigma_cond",
+                         "distance": 10.0 - gap + noise * 1.5,
+                         "balanced_accuracy": 0.8 + noise * 0.5})
+    return rows
+
+
+MEASURES = (("distance", True, "distance", ".2f"),
+            ("balanced_accuracy", False, "balanced accuracy", ".3f"))
+
+
+def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_moved_it():
+    checks = study.budget_check(_rows({6: 0.0, 12: 3.0, 24: 3.0}), measures=MEASURES)
+    (distance, accuracy) = checks
+    assert distance["orders"] == {6: 0, 12: 1, 24: 1} and distance["stable"]
+    assert accuracy["orders"] == {6: 0, 12: 0, 24: 0}
+    assert distance["difference"].mean == pytest.approx(-3.0)
+    moved = study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES)[0]
+    assert not moved["stable"]
+    table = study.budget_markdown(checks, "FD_attr")
+    assert "| prior at q(z|x,y): N(0, I) → conditional Gaussian | FD_attr | within noise " \
+           "| better | better | -3.00 ± " in table
+    sentence = study.contrast_finding(checks, checks[0]["contrast"], "FD_attr")
+    assert "at 24 epochs b is better on FD_attr; within noise on balanced accuracy" in sentence
+    assert "no verdict changed" in sentence
+    assert "changed the verdict on FD_attr" in study.contrast_finding(
+        study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES),
+        checks[0]["contrast"], "FD_attr")
