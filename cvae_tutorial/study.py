@@ -224,9 +224,9 @@ def budget_markdown(checks: list, distance_name: str = "distance") -> str:
 
 
 def contrast_finding(checks: list, contrast: str, distance_name: str = "distance") -> str:
-    """One sentence from the budget check of one contrast, at the longest budget: on which
-    measures b is better, worse, within noise, and which verdicts moved when the budget
-    doubled."""
+    """One sentence from the budget check of one contrast (a → b), at the longest budget: on
+    which measures b is better than a, worse, within noise, and which verdicts moved when the
+    budget doubled."""
     mine = [c for c in checks if c["contrast"] == contrast]
     if not mine:
         return f"{contrast}: not measured."
@@ -241,7 +241,8 @@ def contrast_finding(checks: list, contrast: str, distance_name: str = "distance
              for c in mine if not c["stable"]]
     stability = (f"doubling the budget changed the verdict on {', '.join(moved)}" if moved
                  else "no verdict changed when the budget doubled")
-    return f"{contrast}: at {last} epochs b is {'; '.join(parts)} ({stability})."
+    a, b = mine[0]["a"], mine[0]["b"]
+    return f"{contrast} — {b} against {a}, at {last} epochs: {'; '.join(parts)} ({stability})."
 
 
 def _parse_args(argv):

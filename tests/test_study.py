@@ -117,7 +117,8 @@ def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_move
     assert "| prior at q(z|x,y): N(0, I) → conditional Gaussian | FD_attr | within noise " \
            "| better | better | -3.00 ± " in table
     sentence = study.contrast_finding(checks, checks[0]["contrast"], "FD_attr")
-    assert "at 24 epochs b is better on FD_attr; within noise on balanced accuracy" in sentence
+    assert ("— sigma_cond against sigma_qxy, at 24 epochs: better on FD_attr; within noise on "
+            "balanced accuracy") in sentence
     assert "no verdict changed" in sentence
     assert "changed the verdict on FD_attr" in study.contrast_finding(
         study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES),
