@@ -260,8 +260,8 @@ def _parse_args(argv):
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--train-images", type=int, default=4096)
-    parser.add_argument("--test-images", type=int, default=1024)
+    parser.add_argument("--train-images", type=int, default=4096, help="0: the whole split")
+    parser.add_argument("--test-images", type=int, default=1024, help="0: the whole split")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--iw-samples", type=int, default=100)
     parser.add_argument("--likelihood-images", type=int, default=128)
@@ -294,7 +294,7 @@ def main(argv=None) -> int:
     try:
         def load(split, count):
             return load_dataset(args.dataset, split, args.image_size, args.data_dir,
-                                num_images=count)
+                                num_images=count or None)
         train_data, test_data = load("train", args.train_images), load("test", args.test_images)
         train_ladder(args.models, args.seeds, args.epochs, train_data, test_data, args.out_dir,
                      image_size=args.image_size, latent_dim=args.latent_dim,
