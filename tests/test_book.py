@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 CHAPTERS = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]
             if Path(entry["file"]).name[:2].isdigit()]
+# Every notebook page of the book (the chapters and pages such as book/embedded_faces): the
+# checks of the committed files below apply to all of them.
+NOTEBOOKS = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]
+             if (ROOT / f"{entry['file']}.ipynb").exists()]
 
 
 def jupyter_book():
@@ -35,7 +39,7 @@ def test_seven_chapters_in_the_table_of_contents():
         assert (ROOT / f"{chapter}.ipynb").exists(), f"{chapter}.ipynb is in _toc.yml but missing"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
 def test_notebook_is_committed_without_outputs(chapter):
     for cell in notebook(chapter)["cells"]:
         if cell["cell_type"] == "code":
@@ -43,7 +47,7 @@ def test_notebook_is_committed_without_outputs(chapter):
                 f"{chapter}.ipynb has stale outputs: clear them (the build regenerates them)")
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
 def test_notebook_is_valid_nbformat_with_cell_ids(chapter):
     import nbformat
 
@@ -52,7 +56,7 @@ def test_notebook_is_valid_nbformat_with_cell_ids(chapter):
         f"{chapter}.ipynb has cells without ids (nbformat 4.5): run nbformat's normalize"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
 def test_notebook_has_exactly_one_parameters_cell(chapter):
     tagged = [cell for cell in notebook(chapter)["cells"]
               if "parameters" in cell.get("metadata", {}).get("tags", [])]
@@ -133,7 +137,7 @@ def _annotation_accepts(annotation, value):
     return isinstance(value, expected) and (expected is not int or not isinstance(value, bool))
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
 def test_papermill_sees_every_parameter_with_its_type(chapter):
     """`papermill --help-notebook` lists each assignment of the parameters cell with a type.
 
@@ -172,7 +176,7 @@ def test_jupyterlab_renders_myst():
         f"jupyterlab-myst does not load in this JupyterLab: {line.strip()}"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
 def test_code_fits_the_page_column(chapter):
     """Code cells at most 88 columns: longer lines scroll sideways in the HTML column."""
     for cell in notebook(chapter)["cells"]:
