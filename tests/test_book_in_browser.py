@@ -17,7 +17,9 @@ import pytest
 from test_book import CHAPTERS, ROOT, built_book  # noqa: F401 (the fixture builds the book)
 
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-VIEWPORT = {"width": 1440, "height": 900}   # a laptop screen: code column ~790 px, 88 characters
+# Laptop screens: at 1440 px the code column holds ~88 characters, at 1280 px ~81 (long lines
+# wrap there: book/_static/wrap.css). Each page is read in both, and in the theme's dark mode.
+VIEWPORTS = ({"width": 1440, "height": 900}, {"width": 1280, "height": 800})
 INSTALL = ("Chromium is not installed: run `apt-get install -y chromium` (Debian/Ubuntu), or "
            "set CHROMIUM to a Chromium/Chrome executable")
 
@@ -86,10 +88,12 @@ def browser():
         yield playwright.chromium.launch(executable_path=executable, headless=True)
 
 
-def page_problems(browser, page_path, screenshot=None):
-    """Open one HTML file offline; return what a reader would see wrong, and the URLs it
-    tried to fetch from the network (each is refused, as on a machine with no internet)."""
-    context = browser.new_context(viewport=VIEWPORT, offline=True)
+def page_problems(browser, page_path, screenshot=None, viewport=VIEWPORTS[0], dark=False):
+    """Open one HTML file offline (at ``viewport``, in the dark theme with ``dark``); return
+    what a reader would see wrong, and the URLs it tried to fetch from the network (each is
+    refused, as on a machine with no internet)."""
+    context = browser.new_context(viewport=viewport, offline=True,
+                                  color_scheme="dark" if dark else "light")
     fetched, errors = [], []
 
     def block_network(route):
@@ -104,6 +108,8 @@ def page_problems(browser, page_path, screenshot=None):
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(Path(page_path).resolve().as_uri(), wait_until="load")
+    if dark and page.evaluate("document.documentElement.dataset.theme") != "dark":
+        errors.append("the theme did not switch to dark mode")
     try:
         problems = page.evaluate(PAGE_PROBLEMS)
     except Exception:  # search.html rewrites its own URL once loaded: look again once settled
@@ -129,13 +135,35 @@ def test_every_page_reads_offline(built_book, browser):  # noqa: F811 (fixture)
     pages = built_pages(built_book)
     assert set(chapter_pages) <= set(pages)
     report = {}
-    for page in pages:
-        problems, fetched = page_problems(browser, page, chapter_pages.get(page))
-        if fetched:
-            problems.append(f"needs the network for {len(fetched)} file(s), e.g. {fetched[0]}")
-        if problems:
-            report[str(page.relative_to(built_book))] = problems
+    for viewport in VIEWPORTS:
+        for page in pages:
+            screenshot = chapter_pages.get(page) if viewport is VIEWPORTS[0] else None
+            problems, fetched = page_problems(browser, page, screenshot, viewport)
+            if fetched:
+                problems.append(f"needs the network for {len(fetched)} file(s), e.g. "
+                                f"{fetched[0]}")
+            if problems:
+                report[f"{page.relative_to(built_book)} at {viewport['width']} px"] = problems
     for screenshot in chapter_pages.values():
         assert screenshot.stat().st_size > 0
     assert not report, "pages a reader would see broken:\n" + "\n".join(
         f"{page}:\n  " + "\n  ".join(problems) for page, problems in report.items())
+
+
+def test_figures_read_in_the_dark_theme(built_book, browser):  # noqa: F811 (fixture)
+    """In dark mode the page turns dark but a figure keeps its own background: every figure
+    must be opaque (a transparent PNG would put matplotlib's black labels on a dark page)."""
+    from PIL import Image
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    see_through = []
+    for png in sorted((built_book / "_images").glob("*.png")):
+        with Image.open(png) as image:
+            alpha = image.convert("RGBA").getchannel("A")
+            if alpha.getextrema()[0] < 255:
+                see_through.append(png.name)
+    assert not see_through, f"figures with transparent pixels (unreadable in dark mode): " \
+        f"{', '.join(see_through[:5])}"
+    for chapter in CHAPTERS:
+        problems, _ = page_problems(browser, built_book / f"{chapter}.html",
+                                    SCREENSHOTS / f"{Path(chapter).name}_dark.png", dark=True)
+        assert not problems, f"{chapter} in dark mode: {problems}"
