@@ -63,13 +63,30 @@ def test_notebook_has_exactly_one_parameters_cell(chapter):
     assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
 
 
+def book_sources(root=ROOT) -> list:
+    """Every file a built page depends on: the configuration, the pages, what they read from
+    book/ (the study's results, the CSS, the extensions) and every module of the package."""
+    book = [path for path in (root / "book").rglob("*") if path.is_file()
+            and not {"runs", "__pycache__", ".ipynb_checkpoints"} & set(path.parts)]
+    return [root / "_config.yml", root / "_toc.yml", *book,
+            *(root / "cvae_tutorial").rglob("*.py")]
+
+
 def _stale():
-    sources = [ROOT / "_config.yml", ROOT / "_toc.yml", *ROOT.glob("book/*.ipynb"),
-               *ROOT.glob("book/*.md"), *ROOT.glob("cvae_tutorial/*.py")]
-    pages = [HTML / f"{chapter}.html" for chapter in CHAPTERS]
+    pages = [HTML / f"{page}.html" for page in NOTEBOOKS]
     if not all(page.exists() for page in pages):
         return True
-    return min(page.stat().st_mtime for page in pages) < max(s.stat().st_mtime for s in sources)
+    return min(page.stat().st_mtime for page in pages) < max(
+        source.stat().st_mtime for source in book_sources())
+
+
+def test_the_stale_check_sees_every_module_and_the_study_results():
+    sources = set(book_sources())
+    assert ROOT / "cvae_tutorial" / "training" / "loop.py" in sources
+    assert ROOT / "cvae_tutorial" / "evaluation" / "report.py" in sources
+    assert ROOT / "book" / "_static" / "wrap.css" in sources
+    if (ROOT / "book" / "results" / "ladder").exists():
+        assert ROOT / "book" / "results" / "ladder" / "provenance.json" in sources
 
 
 @pytest.fixture(scope="session")
