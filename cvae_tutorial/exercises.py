@@ -30,8 +30,11 @@ class Exercise:
 
 def context_flow_difference() -> float:
     """Exercise 4.2: log p(z|y=1) − log p(z|y=0) at z = (0.5, −1) for a conditional Real NVP
-    over N(0, I), perturbed away from the identity as chapter 4 perturbs its 2-D flow."""
-    flow = RealNVP(2, num_layers=4, hidden=32, context_dim=1).double()
+    over N(0, I), built after ``torch.manual_seed(0)`` and perturbed away from the identity as
+    chapter 4 perturbs its 2-D flow. The reader's global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        flow = RealNVP(2, num_layers=4, hidden=32, context_dim=1).double()
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for parameter in flow.parameters():
@@ -68,8 +71,8 @@ EXERCISES = {
                     "σ*² is the mean of the squared residuals, and the answer is σ*, not σ*²"),
     "2.3": Exercise("the fixed σ of the hand-tuned KL weight at 32px",
                     lambda: math.sqrt(MSE_KL_WEIGHT * 3 * 32 ** 2 / 2), 1e-4,
-                    "the recipe is a fixed-σ decoder with σ² = wP/2, P = 3 · 32² pixel values; "
-                    "the answer is σ, not σ²"),
+                    "the recipe is a fixed-σ decoder with σ² = wP/2, P = 3 · 32² pixel "
+                    "values; the answer is σ, not σ²"),
     # Chapter 3: Real NVP
     "3.1": Exercise("log|det ∂f/∂z| of RealNVP(6, num_layers=8) doubling its free halves",
                     lambda: 8 * 3 * math.log(2.0), 1e-4,
