@@ -74,6 +74,7 @@ def test_bf16_autocast_trains_close_to_float32(faces16):
         assert bf16_row["test_neg_elbo"] == pytest.approx(row["test_neg_elbo"], rel=0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [True, "reduce-overhead"])
 def test_compiled_step_matches_eager(faces16, mode):
     # on a CPU "reduce-overhead" compiles as "default" (CUDA graphs need CUDA); on a GPU it

@@ -79,6 +79,7 @@ def test_no_weights_offline_is_a_clear_error(offline, monkeypatch):
         inception.resolve_inception_weights()
 
 
+@pytest.mark.slow
 def test_whole_fid_path_with_random_inception_by_path(random_weights, offline, faces32):
     path, _ = random_weights
     train_data, test_data = faces32

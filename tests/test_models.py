@@ -12,6 +12,7 @@ from cvae_tutorial.cvae import (LADDER, LIKELIHOODS, PRIORS, model_axes, model_t
 from cvae_tutorial.data import to_float
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", PAPER_MODEL_NAMES)  # mse_kl: test_mse_kl_trains_a_step
 def test_a_few_hundred_steps_lower_the_loss(model_name, faces32):
     train_data, test_data = faces32
