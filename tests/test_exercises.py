@@ -80,3 +80,12 @@ def test_the_tolerance_is_a_bound_not_a_formality():
     assert check("2.1", expected + 0.9 * EXERCISES["2.1"].tolerance)
     with pytest.raises(AssertionError):
         check("2.1", expected + 2 * EXERCISES["2.1"].tolerance)
+
+
+def test_checking_leaves_the_readers_random_state_alone():
+    """4.2's checker builds a flow under its own seed: the chapter's later draws do not move."""
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    check("4.2", ANSWERS["4.2"][0])
+    assert torch.equal(torch.rand(3), expected)
