@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -93,9 +94,11 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
                 path = checkpoint_path(seed_dir(budget_dir(out_dir, epochs), seed), name)
                 if previous is not None and not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    partial = temporary_beside(path)  # never a half-copied checkpoint at path
-                    shutil.copyfile(previous, partial)
-                    os.replace(partial, path)
+                    for source, target in ((previous.with_name(TRAINED_BY),
+                                            path.with_name(TRAINED_BY)), (previous, path)):
+                        partial = temporary_beside(target)  # never a half-copied file
+                        shutil.copyfile(source, partial)
+                        os.replace(partial, target)
                 model = CVAE(run_config(name, image_size=image_size, latent_dim=latent_dim,
                                         num_attributes=train_data.num_attributes))
                 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -106,26 +109,30 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
 
 
 def _record_training(path: Path, epochs: int) -> None:
-    """Beside each checkpoint, the digest of the code that trained each of its epochs (a run
-    continued by other code records both), for the provenance."""
+    """Beside each checkpoint, the digests of the code that trained its epochs and the torch
+    threads it used (a run continued by other code or threads records both; on a CPU the
+    thread count changes the float sums, so a rerun is bit-identical only with the same)."""
     record_path = path.with_name(TRAINED_BY)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    digest = code_digest()
     if record.get("epochs", 0) < epochs:
-        record = {"epochs": epochs, "code_digests": sorted(
-            set(record.get("code_digests", [])) | {digest})}
+        record = {"epochs": epochs,
+                  "code_digests": sorted(set(record.get("code_digests", [])) | {code_digest()}),
+                  "torch_threads": sorted(set(record.get("torch_threads", []))
+                                          | {torch.get_num_threads()})}
         atomic_write(record_path, lambda f: f.write(json.dumps(record) + "\n"), "w")
 
 
-def training_digests(out_dir, models, seeds, epochs: int) -> list:
+def training_record(out_dir, models, seeds, epochs: int) -> dict:
     """The digests of the code that trained the runs of the longest budget (one, if nothing
-    changed while the study ran)."""
-    digests = set()
+    changed while the study ran) and the torch thread counts they trained with."""
+    digests, threads = set(), set()
     for seed in seeds:
         for name in models:
             path = checkpoint_path(seed_dir(budget_dir(out_dir, epochs), seed), name)
-            digests |= set(json.loads(path.with_name(TRAINED_BY).read_text())["code_digests"])
-    return sorted(digests)
+            record = json.loads(path.with_name(TRAINED_BY).read_text())
+            digests |= set(record["code_digests"])
+            threads |= set(record.get("torch_threads", []))
+    return {"training_code_digests": sorted(digests), "training_torch_threads": sorted(threads)}
 
 
 def write_provenance(results_dir, record: dict) -> Path:
@@ -268,6 +275,8 @@ def _parse_args(argv):
     parser.add_argument("--classifier-epochs", type=int, default=4)
     parser.add_argument("--feature-space", default="auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the provenance: how the study was run, what happened")
     parser.add_argument("--train-only", action="store_true",
                         help="train, evaluate nothing (to split training over processes)")
     args = parser.parse_args(argv)
@@ -286,6 +295,19 @@ def run_config_name(name: str) -> str:
     except ConfigError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return name
+
+
+def _without_notes(argv: list) -> list:
+    """The command's arguments without its ``--note`` lines (the provenance keeps them apart)."""
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument == "--note":
+            skip = True
+        elif not argument.startswith("--note="):
+            kept.append(argument)
+    return kept
 
 
 def main(argv=None) -> int:
@@ -325,11 +347,10 @@ def main(argv=None) -> int:
             seed_dir(budget_dir(args.out_dir, args.epochs[-1]), seed), name)))
     device = resolve_device(args.device)
     write_provenance(args.results_dir, {
-        "command": "python -m cvae_tutorial.study " + " ".join(
-            sys.argv[1:] if argv is None else argv),
+        "command": "python -m cvae_tutorial.study " + shlex.join(_without_notes(
+            sys.argv[1:] if argv is None else argv)),
         "commit": _commit(), "code_digest": code_digest(),  # of the code that evaluated
-        "training_code_digests": training_digests(args.out_dir, args.models, args.seeds,
-                                                  args.epochs[-1]),
+        **training_record(args.out_dir, args.models, args.seeds, args.epochs[-1]),
         "machine": machine(device),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(training_seconds),
@@ -337,7 +358,8 @@ def main(argv=None) -> int:
         "models": args.models, "seeds": args.seeds, "budgets": args.epochs,
         "train_images": args.train_images, "image_size": args.image_size,
         "latent_dim": args.latent_dim, "batch_size": args.batch_size, "lr": args.lr,
-        "num_samples": args.num_samples, "iw_samples": args.iw_samples})
+        "num_samples": args.num_samples, "iw_samples": args.iw_samples,
+        "notes": args.note})
     print(f"wrote {args.results_dir}/epochs<B>.csv and {PROVENANCE}")
     return 0
 

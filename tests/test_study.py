@@ -18,7 +18,8 @@ ARGS = ["--models", "sigma_cond", "sigma_cflow", "--seeds", "0", "1", "--epochs"
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
-    argv = ["--out-dir", str(root / "runs"), "--results-dir", str(root / "results"), *ARGS]
+    argv = ["--out-dir", str(root / "runs"), "--results-dir", str(root / "results"), *ARGS,
+            "--note", "trained as one process"]
     assert study.main(argv) == 0
     return root, argv
 
@@ -40,7 +41,9 @@ def test_every_budget_model_and_seed_has_a_row_and_the_provenance_is_today(measu
     rows, record, status = study.load_study(root / "results")
     assert sorted((r["epochs"], r["model"], r["seed"]) for r in rows) == sorted(
         (e, m, s) for e in (1, 2) for m in ("sigma_cond", "sigma_cflow") for s in (0, 1))
-    assert record["command"] == "python -m cvae_tutorial.study " + " ".join(argv)
+    assert record["command"] == "python -m cvae_tutorial.study " + " ".join(argv[:-2])
+    assert record["notes"] == ["trained as one process"]
+    assert record["training_torch_threads"] == [torch.get_num_threads()]
     assert record["code_digest"] == study.code_digest() and "matches" in status
     assert record["training_code_digests"] == [study.code_digest()]
     assert record["budgets"] == [1, 2] and record["training_seconds"] > 0
