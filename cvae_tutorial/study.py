@@ -223,7 +223,8 @@ def budget_markdown(checks: list, distance_name: str = "distance") -> str:
     for check in checks:
         d = check["difference"]
         measure = distance_name if check["column"] == "distance" else check["measure"]
-        lines.append(f"| {check['contrast']} | {measure} | "
+        contrast = check["contrast"].replace("|", "\\|")  # q(z|x,y) in a table cell
+        lines.append(f"| {contrast} | {measure} | "
                      + " | ".join(WORDS[o] for o in check["orders"].values())
                      + f" | {d.mean:+{check['fmt']}} ± {d.half_width:{check['fmt']}} | "
                      + ("no" if check["stable"] else "**yes**") + " |")

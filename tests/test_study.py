@@ -117,7 +117,7 @@ def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_move
     moved = study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES)[0]
     assert not moved["stable"]
     table = study.budget_markdown(checks, "FD_attr")
-    assert "| prior at q(z|x,y): N(0, I) → conditional Gaussian | FD_attr | within noise " \
+    assert "| prior at q(z\\|x,y): N(0, I) → conditional Gaussian | FD_attr | within noise " \
            "| better | better | -3.00 ± " in table
     sentence = study.contrast_finding(checks, checks[0]["contrast"], "FD_attr")
     assert ("— sigma_cond against sigma_qxy, at 24 epochs: better on FD_attr; within noise on "
