@@ -54,8 +54,8 @@ def test_evaluate_writes_the_results_table_beside_the_checkpoints(tmp_path):
 @pytest.mark.parametrize("parameters, message", [
     (dict(epochs="three"), "ConfigError: epochs must be an int, got the string 'three'; with "
                            "papermill pass -p epochs 3"),
-    (dict(models=["sigma", "flow"]), "ConfigError: unknown model 'flow'; use one of gaussian, "
-                                     "sigma, sigma_flow"),
+    (dict(models=["sigma", "flow"]), "ConfigError: unknown model 'flow'; use "
+                                     "<likelihood>[_<prior>] with a likelihood in gaussian"),
     (dict(image_size=86), "image_size=86 is not supported: the encoder halves the image 4 times"),
 ], ids=["epochs-as-text", "unknown-model", "image-size-86"])
 def test_bad_papermill_parameters_fail_with_the_package_message(tmp_path, parameters, message):
