@@ -213,6 +213,11 @@ def budget_check(rows: list, contrasts=CONTRASTS, measures=MEASURES) -> list:
     return checks
 
 
+def measure_name(check: dict, distance_name: str = "distance") -> str:
+    """A check's measure as the tables name it: the distance by its feature space's name."""
+    return distance_name if check["column"] == "distance" else check["measure"]
+
+
 def budget_markdown(checks: list, distance_name: str = "distance") -> str:
     """The budget check as a Markdown table: each verdict at each budget, the difference at
     the longest, and whether doubling the last budget changed the verdict."""
@@ -222,7 +227,7 @@ def budget_markdown(checks: list, distance_name: str = "distance") -> str:
              "|---|---|" + "---|" * len(budgets) + "---|---|"]
     for check in checks:
         d = check["difference"]
-        measure = distance_name if check["column"] == "distance" else check["measure"]
+        measure = measure_name(check, distance_name)
         contrast = check["contrast"].replace("|", "\\|")  # q(z|x,y) in a table cell
         lines.append(f"| {contrast} | {measure} | "
                      + " | ".join(WORDS[o] for o in check["orders"].values())
@@ -241,12 +246,10 @@ def contrast_finding(checks: list, contrast: str, distance_name: str = "distance
     last = list(mine[0]["orders"])[-1]
 
     def names(side):
-        return [distance_name if c["column"] == "distance" else c["measure"]
-                for c in mine if c["orders"][last] == side]
+        return [measure_name(c, distance_name) for c in mine if c["orders"][last] == side]
     parts = [f"{WORDS[side]} on {', '.join(names(side))}" for side in (1, -1, 0)
              if names(side)]
-    moved = [distance_name if c["column"] == "distance" else c["measure"]
-             for c in mine if not c["stable"]]
+    moved = [measure_name(c, distance_name) for c in mine if not c["stable"]]
     stability = (f"doubling the budget changed the verdict on {', '.join(moved)}" if moved
                  else "no verdict changed when the budget doubled")
     a, b = mine[0]["a"], mine[0]["b"]
