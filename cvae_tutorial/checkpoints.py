@@ -17,7 +17,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from .cvae import CVAE, CVAEConfig
-from .files import atomic_write
+from .files import atomic_write, temporary_beside
 
 CHECKPOINT_FORMAT = 1
 
@@ -38,14 +38,14 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     ensure_writable_folder(path.parent)
     if path.exists():  # a hard link: the good file gets a second name, nothing is copied
-        previous_tmp = path.with_name(path.name + ".prev.tmp")
-        previous_tmp.unlink(missing_ok=True)
+        # owner-named (host, pid), so a run killed here has its leftover removed next time
+        previous_tmp = temporary_beside(path.with_name(path.name + ".prev"))
+        previous_tmp.unlink()
         os.link(path, previous_tmp)
         try:
             os.replace(previous_tmp, path.with_name(path.name + ".prev"))
-        except BaseException:  # an interrupt (SIGINT, SIGTERM) here leaves no second name
-            previous_tmp.unlink(missing_ok=True)
-            raise
+        finally:  # also when .prev already is path (a save interrupted after this rotation):
+            previous_tmp.unlink(missing_ok=True)  # rename between two links of a file is a no-op
     try:
         return atomic_write(path, lambda file: torch.save(state, file))
     except (OSError, RuntimeError) as error:  # a full disk, a file-size limit (torch: RuntimeError)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train
-from cvae_tutorial.checkpoints import load_checkpoint
+from cvae_tutorial.checkpoints import load_checkpoint, save_checkpoint
 from cvae_tutorial.data import build_image_cache
 from cvae_tutorial.files import remove_leftovers, temporary_beside
 
@@ -161,3 +161,31 @@ def test_a_killed_training_keeps_its_checkpoint_whole_and_leaves_nothing(tmp_pat
     assert temporaries(path.parent) == []
     freed = [str(w.message) for w in said if "temporary file" in str(w.message)]
     assert bool(freed) == (how == "SIGKILL"), freed
+
+
+def test_a_kill_while_rotating_the_previous_checkpoint_leaves_a_removable_leftover(tmp_path):
+    """The second name of the last good checkpoint is made before it replaces ``.prev``; a kill
+    between the two leaves it, owner-named, so the next run removes it."""
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"epoch": 0}, path)
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from cvae_tutorial import checkpoints
+        checkpoints.os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+        checkpoints.save_checkpoint({{"epoch": 1}}, {str(path)!r})""")], env=ENV, timeout=60)
+    assert killed.returncode == -signal.SIGKILL and len(temporaries(tmp_path)) == 1
+    with pytest.warns(UserWarning, match=r"removed 1 temporary file"):
+        remove_leftovers(tmp_path)
+    assert temporaries(tmp_path) == [] and torch.load(path) == {"epoch": 0}
+
+
+def test_rotating_onto_a_previous_that_already_is_the_checkpoint_leaves_nothing(tmp_path):
+    """A save interrupted after the rotation leaves ``.prev`` a second name of the checkpoint; a
+    rename between two names of one file does nothing, so the next save must still clean up."""
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"epoch": 0}, path)
+    os.link(path, tmp_path / "checkpoint.pt.prev")
+    save_checkpoint({"epoch": 1}, path)
+    assert temporaries(tmp_path) == []
+    assert torch.load(tmp_path / "checkpoint.pt.prev") == {"epoch": 0}
+    assert torch.load(path) == {"epoch": 1}
