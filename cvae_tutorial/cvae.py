@@ -109,7 +109,8 @@ class CVAEConfig:
         for name in ("num_attributes", "latent_dim", "base_channels", "prior_channels",
                      "flow_layers", "flow_hidden"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"CVAEConfig.{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"CVAEConfig.{name} must be at least 1, got "
+                                  f"{getattr(self, name)}")
         if not 0 < self.flow_scale_bound < math.inf:
             raise ConfigError(f"CVAEConfig.flow_scale_bound must be finite and > 0, got "
                               f"{self.flow_scale_bound}")
@@ -156,7 +157,7 @@ class CVAE(nn.Module):
         # stores the σ* of the training set here (chapter 2), so likelihoods use a fixed σ.
         self.register_buffer("decoder_log_sigma", torch.zeros(()))
 
-    def initialize(self, seed: int) -> "CVAE":
+    def initialize(self, seed: int) -> CVAE:
         """Set every parameter and buffer to the initial value that ``seed`` gives, in place.
 
         The values do not depend on anything drawn from torch's global generator before (it is
@@ -209,8 +210,8 @@ class CVAE(nn.Module):
             expected = (3, c.image_size, c.image_size)
             if not isinstance(x, Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
                 shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-                raise ValueError(f"images x must have shape [batch, {', '.join(map(str, expected))}]"
-                                 f", got {shape}")
+                raise ValueError(f"images x must have shape "
+                                 f"[batch, {', '.join(map(str, expected))}], got {shape}")
             if not x.is_floating_point():
                 raise TypeError(f"images x must be float in [0, 1], got {x.dtype}; "
                                 f"use cvae_tutorial.data.to_float")

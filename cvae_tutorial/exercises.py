@@ -114,9 +114,9 @@ EXERCISES = {
 
 def _number(key: str, answer) -> float:
     """The answer as a float (Python, NumPy or one-element torch numbers), else an assertion."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    elif hasattr(answer, "item") and getattr(answer, "size", None) == 1:  # NumPy scalars
+    one_element = answer.numel() == 1 if isinstance(answer, torch.Tensor) else \
+        hasattr(answer, "item") and getattr(answer, "size", None) == 1
+    if one_element:
         answer = answer.item()
     if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
         shown = f"a tensor of shape {tuple(answer.shape)}" \

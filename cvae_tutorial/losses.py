@@ -26,7 +26,8 @@ def softclip(x: Tensor, minimum: float, sharpness: float = 10.0) -> Tensor:
 
 
 def check_batch(name: str, x) -> Tensor:
-    """``x`` must be a float tensor [batch, ...]: the losses sum over all but the first dimension."""
+    """``x`` must be a float tensor [batch, ...]: the losses sum over all but the first
+    dimension."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
         kind = x.dtype if isinstance(x, Tensor) else type(x).__name__
         raise TypeError(f"{name} must be a float tensor, got {kind}")

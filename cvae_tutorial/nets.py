@@ -1,4 +1,5 @@
-"""The three networks of the paper's §3.1: encoder q(z|x,y), prior encoder p(z|y), decoder p(x|z,y)."""
+"""The three networks of the paper's §3.1: encoder q(z|x,y), prior encoder p(z|y), decoder
+p(x|z,y)."""
 from __future__ import annotations
 
 import torch

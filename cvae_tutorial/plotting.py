@@ -34,7 +34,8 @@ def show_rows(rows: dict, title: str = "", nrow: int = 8):
 
 # Readable titles for the keys of a training history (the per-epoch dicts of training.train).
 HISTORY_TITLES = {
-    "train_loss": "training loss (−ELBO at the batch σ*)", "train_recon": "training reconstruction NLL",
+    "train_loss": "training loss (−ELBO at the batch σ*)",
+    "train_recon": "training reconstruction NLL",
     "train_kl": "training KL", "train_mse": "training MSE", "log_sigma": "log σ* (decoder)",
     "test_neg_elbo": "test −ELBO (fixed σ)", "test_recon": "test reconstruction NLL",
     "test_kl": "test KL",

@@ -341,7 +341,8 @@ def main(argv=None) -> int:
                              image_size=args.image_size, epochs=args.classifier_epochs,
                              num_attributes=train_data.num_attributes))
             csv_text = (folder / RESULTS_CSV).read_text()
-            atomic_write(results_dir / f"epochs{epochs}.csv", lambda f: f.write(csv_text), "w")
+            atomic_write(results_dir / f"epochs{epochs}.csv",
+                         lambda f, text=csv_text: f.write(text), "w")
     except (ConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

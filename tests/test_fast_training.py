@@ -111,9 +111,9 @@ def test_auto_options_on_cuda_follow_the_measurements(model, options, autocast, 
     assert resolved["compile"] == compiled
 
 
-def test_compile_accepts_the_old_flag():
-    assert TrainConfig(compile=True).compile == "default"
-    assert TrainConfig(compile=False).compile == "off"
+def test_compile_names_a_mode_not_a_flag():
+    with pytest.raises(ConfigError, match="TrainConfig.compile"):
+        TrainConfig(compile=True)
 
 
 def test_bad_fast_option_values():

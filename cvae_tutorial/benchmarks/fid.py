@@ -111,7 +111,7 @@ def main(argv=None):
               f"{total:11.3f}{args.images / fake_seconds:11.1f} img/s")
     totals = [sum(t[:3]) for t in timings.values()]
     print(f"feature pass on the cold real set: {args.images / cold_real:.1f} images/s")
-    print(f"the reference file saves {cold_real - warm_real:.2f} s of {totals[0]:.2f} s per evaluated model "
-          f"({totals[0] / totals[1]:.2f}x); cache file {size / 1e6:.1f} MB")
+    print(f"the reference file saves {cold_real - warm_real:.2f} s of {totals[0]:.2f} s per "
+          f"evaluated model ({totals[0] / totals[1]:.2f}x); cache file {size / 1e6:.1f} MB")
     print(f"{features.name} = {warm_d:.2f} between the test split and a stand-in generated set "
           f"(the valid split); {features.protocol}")

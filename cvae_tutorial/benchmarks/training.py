@@ -1,4 +1,5 @@
-"""Training throughput, side by side in one run: ``python -m cvae_tutorial.benchmarks train [options]``.
+"""Training throughput, side by side in one run:
+``python -m cvae_tutorial.benchmarks train [options]``.
 
 1. Loader images/s: the per-image JPEG pipeline (``CelebAJPEGs`` + ``DataLoader`` workers) against
    the decoded uint8 cache (batches gathered by the prefetch thread), on a generated folder of
@@ -56,7 +57,7 @@ def loader_throughput(root: Path, image_size: int, batch_size: int, workers: int
                                          num_workers=workers, drop_last=True,
                                          pin_memory=device.type == "cuda")
     started, count = time.perf_counter(), 0
-    for images, labels in loader:  # one epoch: every image decoded, cropped, resized
+    for images, _ in loader:  # one epoch: every image decoded, cropped, resized
         x = to_float(images.to(device, non_blocking=True))
         x = torch.where(torch.rand(len(x), 1, 1, 1, device=device) < 0.5, x.flip(-1), x)
         count += len(x)
@@ -71,7 +72,7 @@ def loader_throughput(root: Path, image_size: int, batch_size: int, workers: int
         started, count, epoch = time.perf_counter(), 0, 0
         while time.perf_counter() - started < min_seconds or epoch == 0:
             batches = epoch_batches(len(data), batch_size, 0, epoch)
-            for x, y in iterate_batches(data, batches, device, flip_mask(len(data), 0, epoch),
+            for x, _ in iterate_batches(data, batches, device, flip_mask(len(data), 0, epoch),
                                         pin_memory=device.type == "cuda"):
                 count += len(x)
             epoch += 1

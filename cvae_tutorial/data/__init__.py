@@ -1,14 +1,15 @@
 """The data layer: every dataset as :class:`AttributeImages` (uint8 images, {0, 1} labels).
 
 ``images`` (the container), ``faces`` (the embedded procedural faces), ``celeba`` (CelebA),
-``folder`` (your own images: a CSV of attributes, or class subfolders), ``cache`` (decode any dataset once), ``batches`` (the index batches and device batches that
-training and evaluation draw).
+``folder`` (your own images: a CSV of attributes, or class subfolders), ``cache`` (decode any
+dataset once), ``batches`` (the index batches and device batches that training and evaluation
+draw).
 """
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from .batches import epoch_batches, flip_mask, iterate_batches, load_batch
 from .cache import as_attribute_images, build_image_cache, dataset_source

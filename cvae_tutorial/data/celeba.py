@@ -6,7 +6,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -104,8 +104,8 @@ def _no_duplicate(path: Path, name: str, number: int, seen: dict) -> None:
 def _read_attribute_file(path: Path):
     """``{file: [bool] * A}`` and the attribute names; a malformed line is named, not a crash."""
     lines = _read_lines(path)
-    expected = (f"expected a count line, a line of attribute names, then one line per image: "
-                f"a file name and one 1 or -1 per attribute; re-download it")
+    expected = ("expected a count line, a line of attribute names, then one line per image: "
+                "a file name and one 1 or -1 per attribute; re-download it")
     if len(lines) < 3 or not lines[0].strip().isdigit():
         raise DataError(f"{path} is malformed ({'empty' if not lines else 'no count line'}); "
                         f"{expected}")
@@ -153,8 +153,8 @@ class CelebAJPEGs(torch.utils.data.Dataset):
         self.files, self.labels, self.attribute_names = read_celeba_annotations(root, split)
         self.folder = celeba_folder(root) / "img_align_celeba"
         self.crop = crop
-        self.transform = T.Compose([T.CenterCrop(crop),
-                                    T.Resize(check_image_size(image_size, DataError), antialias=True)])
+        size = check_image_size(image_size, DataError)
+        self.transform = T.Compose([T.CenterCrop(crop), T.Resize(size, antialias=True)])
         self._check_plausible_size()
 
     def _check_plausible_size(self) -> None:
@@ -257,9 +257,9 @@ def load_celeba(root: str | os.PathLike, split: str = "train", image_size: int =
 
     The cache (in ``cache_dir``, default :func:`default_cache_folder`) is named by split, size,
     crop and the file list, and records the image files' sizes and the label files' hashes, so
-    a stale cache is never used (see :func:`build_image_cache`); building it again is a no-op. ``on_error``
-    says what a corrupt JPEG does: ``"stop"`` (an error naming it) or ``"skip"`` (left out,
-    with its labels, and reported).
+    a stale cache is never used (see :func:`build_image_cache`); building it again is a no-op.
+    ``on_error`` says what a corrupt JPEG does: ``"stop"`` (an error naming it) or ``"skip"``
+    (left out, with its labels, and reported).
     """
     jpegs = CelebAJPEGs(root, split, image_size, crop)
     key = _cache_key(split, image_size, crop, jpegs.files)

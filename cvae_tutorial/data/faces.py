@@ -4,7 +4,7 @@ No files and no network: image ``i`` of a split is a pure function of (seed, spl
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -89,7 +89,8 @@ def render_faces(labels: Tensor, nuisance: Tensor, image_size: int) -> Tensor:
         return canvas * (1 - mask.unsqueeze(1)) + colour * mask.unsqueeze(1)
 
     t = (y.expand(batch, -1, -1) * bg_dir + 1) / 2  # background gradient
-    canvas = torch.stack([bg_r * (0.6 + 0.4 * t), bg_g * (0.6 + 0.4 * t), bg_b * (0.6 + 0.4 * t)], 1)
+    shade = 0.6 + 0.4 * t
+    canvas = torch.stack([bg_r * shade, bg_g * shade, bg_b * shade], 1)
 
     hair_colour = [torch.where(a["Blond_Hair"] > 0, 0.95, torch.where(a["Black_Hair"] > 0, 0.08,
                                                                       0.25 + 0.35 * hair_tone)),
@@ -113,7 +114,8 @@ def render_faces(labels: Tensor, nuisance: Tensor, image_size: int) -> Tensor:
 
     for side in (-1, 1):
         canvas = paint(canvas, ellipse(0.17 * side, -0.08, 0.06, 0.045), [0.1, 0.1, 0.15])
-        ring = inside(torch.abs(torch.sqrt((x - 0.17 * side) ** 2 + (y + 0.08) ** 2) - 0.12) - 0.025)
+        radius = torch.sqrt((x - 0.17 * side) ** 2 + (y + 0.08) ** 2)
+        ring = inside(torch.abs(radius - 0.12) - 0.025)
         glasses = 0.1 + 0.3 * glass_tone
         canvas = paint(canvas, ring * a["Eyeglasses"], [glasses, glasses, glasses])
     bridge = inside(torch.maximum(torch.abs(x) - 0.06, torch.abs(y + 0.08) - 0.02))

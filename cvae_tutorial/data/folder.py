@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from PIL import Image, ImageOps

@@ -5,7 +5,7 @@ decoding in the loop).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -20,7 +20,8 @@ class DataError(ValueError):
 
 @dataclass
 class AttributeImages(torch.utils.data.Dataset):
-    """Images with binary attributes: ``images`` uint8 [N, 3, H, W], ``labels`` float {0,1} [N, A]."""
+    """Images with binary attributes: ``images`` uint8 [N, 3, H, W], ``labels`` float {0, 1}
+    [N, A]."""
 
     images: Tensor
     labels: Tensor
@@ -71,12 +72,12 @@ class AttributeImages(torch.utils.data.Dataset):
     def num_attributes(self) -> int:
         return self.labels.shape[1]
 
-    def select_attributes(self, names: Sequence[str]) -> "AttributeImages":
+    def select_attributes(self, names: Sequence[str]) -> AttributeImages:
         """Keep only the named attributes, in the given order."""
         columns = attribute_indices(names, self.attribute_names)
         return AttributeImages(self.images, self.labels[:, columns], tuple(names))
 
-    def subset(self, count: int) -> "AttributeImages":
+    def subset(self, count: int) -> AttributeImages:
         """The first ``count`` images (all of them if there are fewer)."""
         return AttributeImages(self.images[:count], self.labels[:count], self.attribute_names)
 

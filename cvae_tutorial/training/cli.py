@@ -26,10 +26,10 @@ def _model_name(name: str) -> str:
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m cvae_tutorial.training",
-        description="Train a CVAE (one of the named models or any likelihood and prior). Under `torchrun --nproc_per_node=N -m "
-                    "cvae_tutorial.training ...` the same command trains data-parallel on N "
-                    "processes (DDP; --batch-size is per process). Rerunning a command resumes "
-                    "from OUT_DIR/<model>/checkpoint.pt.")
+        description="Train a CVAE (one of the named models or any likelihood and prior). "
+                    "Under `torchrun --nproc_per_node=N -m cvae_tutorial.training ...` the "
+                    "same command trains data-parallel on N processes (DDP; --batch-size is per "
+                    "process). Rerunning a command resumes from OUT_DIR/<model>/checkpoint.pt.")
     parser.add_argument("--model", type=_model_name, default="sigma_flow",
                         help="<likelihood>[_<prior>]: the presets " + ", ".join(MODEL_NAMES)
                         + "; likelihoods " + ", ".join(LIKELIHOODS) + ", priors cond, flow, "
@@ -119,7 +119,7 @@ def main(argv=None) -> list:
             dist.destroy_process_group()
     if rank == 0:
         last = history[-1]
-        print(f"{run_name(model_config)}: {len(history)} epochs on {world_size} process(es), train loss "
-              f"{last['train_loss']:.1f}, test negative ELBO {last['test_neg_elbo']:.1f} nats; "
-              f"checkpoint {path}")
+        print(f"{run_name(model_config)}: {len(history)} epochs on {world_size} process(es), "
+              f"train loss {last['train_loss']:.1f}, test negative ELBO "
+              f"{last['test_neg_elbo']:.1f} nats; checkpoint {path}")
     return history

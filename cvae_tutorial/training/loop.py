@@ -72,12 +72,11 @@ class TrainConfig:
     prefetch: bool = True         # gather the next batch in a background thread during the step
 
     def __post_init__(self):
-        if isinstance(self.compile, bool):  # the flag it was before it named a mode
-            self.compile = "default" if self.compile else "off"
         check_field_types(self)
         for name in ("epochs", "batch_size", "eval_batch_size", "sigma_images"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"TrainConfig.{name} must be at least 1, got "
+                                  f"{getattr(self, name)}")
         if not 0 < self.lr < math.inf:
             raise ConfigError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
         if not 0 <= self.seed < 2**31:  # numpy's seeds stop at 2**32; ranks add their index
@@ -189,7 +188,7 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
                                         rank, world_size))
     bar = tqdm(total=config.epochs * steps_per_epoch,
                initial=position.epoch * steps_per_epoch + position.step,
-               desc=f"training {model.config.model}", disable=not progress or rank > 0,
+               desc=f"training {run_name(model.config)}", disable=not progress or rank > 0,
                unit="step")
     run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
                checkpoint_path, on_batch, bar, _sync_interval(optimizer), data, test)
