@@ -177,7 +177,8 @@ def test_papermill_sees_every_parameter_with_its_type(chapter):
         assert inspected[name]["inferred_type_name"] == ast.unparse(node.annotation), \
             f"{chapter}: papermill reads {name}'s type as {inspected[name]['inferred_type_name']}"
         assert _annotation_accepts(node.annotation, ast.literal_eval(node.value)), \
-            f"{chapter}: {name}'s default {ast.unparse(node.value)} is not a {ast.unparse(node.annotation)}"
+            f"{chapter}: {name}'s default {ast.unparse(node.value)} is not a " \
+            f"{ast.unparse(node.annotation)}"
     assert len(inspected) == len(assignments)
 
 

@@ -36,7 +36,8 @@ PAGE_PROBLEMS = """async () => {
       problems.push(`MathJax error: ${error.textContent.slice(0, 80)}`);
   }
   const text = document.body.cloneNode(true);
-  for (const node of text.querySelectorAll('pre, code, script, style, mjx-container')) node.remove();
+  const skipped = 'pre, code, script, style, mjx-container';
+  for (const node of text.querySelectorAll(skipped)) node.remove();
   for (const raw of ['\\\\(', '\\\\[', '$$'])
     if (text.textContent.includes(raw)) {
       const at = text.textContent.indexOf(raw);

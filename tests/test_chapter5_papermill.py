@@ -1,4 +1,5 @@
-"""Chapter 5 under papermill: overridden parameters are used, checkpoints land where they were told."""
+"""Chapter 5 under papermill: overridden parameters are used, checkpoints land where they were
+told."""
 from pathlib import Path
 
 import pytest

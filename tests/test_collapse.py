@@ -1,7 +1,6 @@
 """Posterior collapse is said during training: one warning naming the run and the likely cause."""
 import warnings
 
-import pytest
 
 from cvae_tutorial.cvae import CVAE, CVAEConfig
 from cvae_tutorial.training import TrainConfig, train

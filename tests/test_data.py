@@ -54,7 +54,8 @@ def test_select_attributes_and_unknown_name():
     full = embedded_faces("train", 32, num_images=10)
     assert data.attribute_names == ("Smiling", "Male")
     assert torch.equal(data.labels[:, 0], full.labels[:, FACE_ATTRIBUTES.index("Smiling")])
-    with pytest.raises(DataError, match="unknown attribute name.*'Smilling'.*valid names are: Male"):
+    with pytest.raises(DataError,
+                       match="unknown attribute name.*'Smilling'.*valid names are: Male"):
         full.select_attributes(["Smilling"])
     with pytest.raises(TypeError, match="list of strings"):
         full.select_attributes("Smiling")

@@ -85,5 +85,6 @@ def test_chapter_prints_the_same_numbers_twice(chapter, tmp_path):
     second = execute(chapter, tmp_path / "second")
     assert first, f"{chapter} printed nothing"
     for (cell, a), (_, b) in zip(first, second):
-        assert a == b, f"{chapter}, cell {cell}: the two runs differ\n--- first\n{a}\n--- second\n{b}"
+        assert a == b, \
+            f"{chapter}, cell {cell}: the two runs differ\n--- first\n{a}\n--- second\n{b}"
     assert len(first) == len(second)

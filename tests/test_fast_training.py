@@ -28,7 +28,7 @@ def test_prefetched_batches_equal_the_direct_ones(faces16):
     prefetched = list(iterate_batches(data, batches, torch.device("cpu"), flips, prefetch=True))
     nhwc = list(iterate_batches(data, batches, torch.device("cpu"), flips, channels_last=True))
     assert len(direct) == len(prefetched) == len(nhwc) == 8
-    for (x, y), (xp, yp), (xc, yc) in zip(direct, prefetched, nhwc):
+    for (x, y), (xp, yp), (xc, _) in zip(direct, prefetched, nhwc):
         assert torch.equal(x, xp) and torch.equal(y, yp)
         assert torch.equal(x, xc) and xc.is_contiguous(memory_format=torch.channels_last)
     assert any(torch.equal(x, x.flip(-1)) is False for x, _ in direct)  # flips did happen

@@ -60,7 +60,8 @@ def test_coupling_keeps_conditioning_half_and_bounds_scale():
 
 
 def test_bad_dimension_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"RealNVP dim \(split in halves\) must be an int >= 2, got 1"):
+    with pytest.raises(ValueError,
+                       match=r"RealNVP dim \(split in halves\) must be an int >= 2, got 1"):
         RealNVP(1)
     with pytest.raises(ValueError, match=r"expects a \[batch, 4\] tensor"):
         RealNVP(4)(torch.randn(3, 5))
@@ -92,7 +93,7 @@ def test_conditional_flow_inverts_and_its_logabsdet_is_the_jacobians(dim):
     torch.testing.assert_close(logdet_back, -logdet, atol=1e-6, rtol=1e-6)
     for i in range(len(z)):  # the Jacobian in z at a fixed context
         jacobian = torch.autograd.functional.jacobian(
-            lambda v: flow(v.unsqueeze(0), c[i:i + 1])[0][0], z[i])
+            lambda v, i=i: flow(v.unsqueeze(0), c[i:i + 1])[0][0], z[i])
         torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jacobian).logabsdet)
 
 

@@ -31,7 +31,8 @@ def works_or_clear_error(call, *names):
         return call()
     except CLEAR_ERRORS as error:
         message = str(error)
-        assert not RAW_MESSAGE.search(message), f"raw error leaked: {type(error).__name__}: {message}"
+        assert not RAW_MESSAGE.search(message), \
+            f"raw error leaked: {type(error).__name__}: {message}"
         assert any(name in message for name in names), f"error names none of {names}: {message}"
         return None
 

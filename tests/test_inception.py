@@ -70,7 +70,8 @@ def test_no_weights_offline_is_a_clear_error(offline, monkeypatch):
     with pytest.raises(inception.InceptionWeightsError) as error:
         inception.load_fid_inception()
     message = str(error.value)
-    assert inception.INCEPTION_WEIGHTS_FILE in message and str(inception.hub_weights_path()) in message
+    assert inception.INCEPTION_WEIGHTS_FILE in message
+    assert str(inception.hub_weights_path()) in message
     assert inception.INCEPTION_WEIGHTS_ENV in message and "download failed" in message
     with pytest.raises(inception.InceptionWeightsError, match="does not exist"):
         inception.resolve_inception_weights(offline / "missing.pth")

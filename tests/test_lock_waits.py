@@ -100,6 +100,5 @@ def test_a_stopped_training_holding_the_run_lock_is_named_with_what_to_do(tmp_pa
     finally:
         stop_and_end(holder)
     with pytest.warns(RuntimeWarning, match=rf"taking over the run lock .* left by pid "
-                                            rf"{holder.pid} .*no longer running"):
-        with run_lock(path):
-            pass
+                                            rf"{holder.pid} .*no longer running"), run_lock(path):
+        pass

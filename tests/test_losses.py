@@ -41,7 +41,8 @@ def test_sigma_optimal_nll_closed_form():
     pixels = 3 * 8 * 8
     mse_per_image = ((x - x_hat) ** 2).flatten(1).mean(1)
     batch_mse = mse_per_image.mean()
-    expected = pixels / 2 * (torch.log(batch_mse) + LOG_2PI) + pixels * mse_per_image / (2 * batch_mse)
+    expected = (pixels / 2 * (torch.log(batch_mse) + LOG_2PI)
+                + pixels * mse_per_image / (2 * batch_mse))
     torch.testing.assert_close(nll, expected)
     torch.testing.assert_close(nll.mean(), pixels / 2 * (torch.log(batch_mse) + 1 + LOG_2PI))
 
@@ -88,7 +89,8 @@ def test_flow_prior_log_prob_is_a_normalised_density():
     flow = randomised(RealNVP(2, num_layers=2, hidden=8), scale=0.3).double()
     grid = torch.linspace(-8, 8, 401, dtype=torch.float64)
     zz = torch.cartesian_prod(grid, grid)
-    mu, ls = torch.tensor([[0.5, -0.5]], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)
+    mu = torch.tensor([[0.5, -0.5]], dtype=torch.float64)
+    ls = torch.zeros(1, 2, dtype=torch.float64)
     with torch.no_grad():
         density = flow_prior_log_prob(zz, flow, mu, ls).exp()
     mass = density.sum().item() * (grid[1] - grid[0]).item() ** 2

@@ -23,7 +23,8 @@ def test_a_few_hundred_steps_lower_the_loss(model_name, faces32):
         torch.manual_seed(1)
         before = model.loss_terms(x, y)["loss"].item()
     history = train(model, train_data, test_data,
-                    TrainConfig(epochs=13, batch_size=64, lr=2e-3, device="cpu"), progress=False)  # 208 steps
+                    TrainConfig(epochs=13, batch_size=64, lr=2e-3, device="cpu"),  # 208 steps
+                    progress=False)
     with torch.no_grad():
         torch.manual_seed(1)
         after = model.loss_terms(x, y)["loss"].item()
@@ -81,7 +82,8 @@ def test_flow_sampler_inverts_the_flow_and_the_paper_shortcut_does_not():
     model.double()
     y = torch.randint(0, 2, (512, 3)).double()
     z = model.sample_latents(y, generator=torch.Generator().manual_seed(0))
-    shortcut = model.sample_latents(y, paper_shortcut=True, generator=torch.Generator().manual_seed(0))
+    shortcut = model.sample_latents(y, paper_shortcut=True,
+                                    generator=torch.Generator().manual_seed(0))
     # f(z) is the base sample mu_p + sigma_p * eps, which the shortcut returns directly
     torch.testing.assert_close(model.flow(z)[0], shortcut)
     assert (z - shortcut).abs().mean() > 0.05
@@ -244,8 +246,8 @@ def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
     kld = torch.mean(-0.5 * torch.sum(1 + log_var - mu ** 2 - log_var.exp(), dim=1))
     torch.testing.assert_close(terms["loss"], F.mse_loss(x_hat, x) + 0.00025 * kld)
     before = [p.detach().clone() for p in model.parameters()]
-    history = train(model, train_data, test_data,
-                    TrainConfig(epochs=3, batch_size=64, lr=3e-3, device="cpu"), progress=False)
+    train(model, train_data, test_data,
+          TrainConfig(epochs=3, batch_size=64, lr=3e-3, device="cpu"), progress=False)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     torch.manual_seed(1)
     with torch.no_grad():  # the recipe's loss (MSE scale) fell on the same batch and noise

@@ -79,8 +79,9 @@ def test_foreign_file_and_other_model_are_clear_errors(tiny_faces, tmp_path):
     path = tmp_path / "d.pt"
     train(fresh_model(), train_data, test_data, run_config(epochs=1), path, progress=False)
     other = CVAEConfig(model="sigma", image_size=16, num_attributes=10, latent_dim=8)
-    with pytest.raises(CheckpointError, match=r"another model \(model: checkpoint 'sigma_flow' vs "
-                                              r"asked 'sigma'; latent_dim: checkpoint 4 vs asked 8"):
+    with pytest.raises(CheckpointError, match=r"another model \(model: checkpoint 'sigma_flow' "
+                                              r"vs asked 'sigma'; latent_dim: checkpoint 4 vs "
+                                              r"asked 8"):
         load_model(path, expected=other)
     assert load_model(path, expected=CONFIG).config == CONFIG
     state = load_checkpoint(path)

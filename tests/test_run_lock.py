@@ -8,7 +8,6 @@ import sys
 import warnings
 
 import pytest
-import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train
 from cvae_tutorial.checkpoints import load_checkpoint
