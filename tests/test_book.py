@@ -119,6 +119,14 @@ def test_intro_and_references_are_built(built_book):
                                                                  "intro.html").read_text()
     references = (built_book / "book" / "bibliography.html").read_text()
     assert "Rybkin" in references and "Dinh" in references
+    scale = re.sub(r"<[^>]+>", "", (built_book / "book" / "running_at_scale.html").read_text())
+    for command in ("papermill book/05_celeba_training.ipynb", "torchrun --nproc_per_node",
+                    "python -m cvae_tutorial.study",
+                    "python -m cvae_tutorial.benchmarks rehearsal"):
+        assert command in scale, f"running_at_scale.html lacks {command!r}"
+    # chapter 5 sends its reader there instead of holding the commands itself
+    assert 'href="running_at_scale.html"' in (built_book / "book" /
+                                              "05_celeba_training.html").read_text()
 
 
 def test_a_failing_cell_fails_the_build(tmp_path):
