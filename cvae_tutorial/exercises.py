@@ -1,4 +1,4 @@
-"""Checks for the readers' answers to the exercises at the end of chapters 1-4 and 7.
+"""Checks for the readers' answers to the exercises at the end of chapters 1-7.
 
 Each exercise has an answer cell (``answer_2_1 = None``) and a check cell that calls
 ``check("2.1", answer_2_1)``; the right answer is recomputed here, not read from the chapter.
@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from .cvae import MSE_KL_WEIGHT
+from .evaluation.uncertainty import paired_power, t_quantile
 from .flows import RealNVP
 from .losses import flow_prior_log_prob
 
@@ -96,6 +97,28 @@ EXERCISES = {
                     "0 is what the paper's flow gives over a base that ignores y; build it "
                     "with context_dim=1, perturb it exactly as the task says, and pass y as "
                     "context"),
+    # Chapter 5: training over seeds
+    "5.1": Exercise("the factor between the standard error and the 95 % half-width for 3 "
+                    "paired seeds", lambda: t_quantile(2), 1e-3,
+                    "the interval is Student's t with n − 1 degrees of freedom, not the normal "
+                    "1.96 (see the hint)"),
+    "5.2": Exercise("the fewest paired seeds that find a 1-SD gap at least 80 % of the time",
+                    lambda: next(n for n in range(2, 100) if paired_power(1.0, n) >= 0.8), 0,
+                    "call paired_power(1.0, n) for n = 2, 3, … and stop at the first n whose "
+                    "power reaches 0.8"),
+    # Chapter 6: the distances
+    "6.1": Exercise("the Fréchet distance between N(0, 1) and N(1, 2²)",
+                    lambda: (0 - 1) ** 2 + 1 + 4 - 2 * math.sqrt(1 * 4), 1e-6,
+                    "in one dimension it is (μ₁ − μ₂)² + σ₁² + σ₂² − 2σ₁σ₂, with variances, "
+                    "not standard deviations, under the first two squares"),
+    "6.2": Exercise("FD_∞ from FD_250 = 12 and FD_1000 = 9 under FD_N = FD_∞ + b/N",
+                    lambda: 9 - (12 - 9) / (1 / 250 - 1 / 1000) / 1000, 1e-6,
+                    "two points fix the line in 1/N: find b from the difference of the two "
+                    "distances, then subtract b/1000 from FD_1000"),
+    "6.3": Exercise("the balanced accuracy of a classifier that never says 'hat', on 10 % hats",
+                    lambda: 0.5, 1e-6,
+                    "balanced accuracy averages the accuracy on the faces with a hat and on "
+                    "those without, whatever their shares"),
     # Chapter 7: using the model
     "7.1": Exercise("max |edit through the prior − edit| for the σ-CVAE",
                     lambda: 0.0, 1e-6,

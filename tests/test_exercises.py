@@ -21,6 +21,11 @@ ANSWERS = {
     "3.3": (-math.log(2 * math.pi) - 1, -math.log(2 * math.pi)),
     "4.1": (-1.5, 0.5),                                           # wrong: the true KL
     "4.2": (0.49265245087, 0.0),                                  # wrong: the paper's flow
+    "5.1": (4.302653, 1.96),                                      # wrong: the normal's
+    "5.2": (10, 3),                                               # wrong: the book's seeds
+    "6.1": (2.0, 1.0 + 1 + 2 - 2 * math.sqrt(2)),                 # wrong: σ, not σ², inside
+    "6.2": (8.0, 9.0),                                            # wrong: FD_1000 itself
+    "6.3": (0.5, 0.9),                                            # wrong: plain accuracy
     "7.1": (0.0, 0.1),
     "7.2": (math.sqrt(0.1875 / 256), 0.1875 / 256),               # wrong: the variance
     "7.3": (1, 16),
