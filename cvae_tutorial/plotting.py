@@ -47,11 +47,14 @@ def plot_histories(histories: dict, keys=("train_loss", "test_neg_elbo"), title:
                    ylabel: str = "nats per image"):
     """Curves of ``keys`` per epoch for each named history (a list of per-epoch dicts).
 
-    At most two panels a row, so the figure stays readable in the book's column (<= 10 in).
+    Two or three panels a row, whichever leaves no row short (no empty panel), so the figure
+    stays readable in the book's column (10 in wide at most).
     """
-    columns = min(2, len(keys))
+    columns = 3 if len(keys) % 3 == 0 and len(keys) % 2 else min(2, len(keys))
     rows = -(-len(keys) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(10 if columns == 3 else 5 * columns,
+                                                     (3.3 if columns == 3 else 3.5) * rows),
+                             squeeze=False)
     for ax in axes.flat[len(keys):]:
         ax.set_visible(False)
     for ax, key in zip(axes.flat, keys):
