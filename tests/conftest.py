@@ -1,4 +1,7 @@
 """Shared fixtures: small embedded datasets and a fake CelebA folder written on the fly."""
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,3 +39,14 @@ def fake_celeba(tmp_path):
     """A CelebA folder of 9 images: 4 train, 2 valid, 3 test; returns (root, {0, 1} labels)."""
     labels = write_celeba_folder(tmp_path, partitions=(0, 0, 0, 0, 1, 1, 2, 2, 2))
     return tmp_path, labels
+
+
+STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The book build's time and each chapter's, when this session built the book."""
+    report = Path(__file__).resolve().parents[1] / "_build" / "build_times.txt"
+    if report.exists() and report.stat().st_mtime >= STARTED:
+        terminalreporter.section("book build")
+        terminalreporter.write(report.read_text())

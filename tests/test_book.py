@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,13 +90,24 @@ def test_the_stale_check_sees_every_module_and_the_study_results():
         assert ROOT / "book" / "results" / "ladder" / "provenance.json" in sources
 
 
+BUILD_REPORT = ROOT / "_build" / "build_times.txt"  # shown at the end of pytest's output
+
+
 @pytest.fixture(scope="session")
 def built_book():
     if _stale():
+        started = time.perf_counter()
         result = subprocess.run([jupyter_book(), "build", str(ROOT)], cwd=ROOT,
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"jupyter-book build failed:\n{result.stdout[-5000:]}\n" \
                                        f"{result.stderr[-5000:]}"
+        # myst-nb logs "<notebook>: Executed notebook in 12.34 seconds" for each it ran
+        executed = re.findall(r"([\w./-]+\.ipynb)\S*: Executed notebook in ([\d.]+) seconds",
+                              result.stdout + result.stderr)
+        BUILD_REPORT.write_text(
+            f"the book built in {time.perf_counter() - started:.0f} s\n" + "".join(
+                f"  {Path(name).stem}: executed in {float(seconds):.0f} s\n"
+                for name, seconds in executed))
     return HTML
 
 
