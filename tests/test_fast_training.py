@@ -75,12 +75,11 @@ def test_bf16_autocast_trains_close_to_float32(faces16):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", [True, "reduce-overhead"])
-def test_compiled_step_matches_eager(faces16, mode):
-    # on a CPU "reduce-overhead" compiles as "default" (CUDA graphs need CUDA); on a GPU it
-    # also replays the step as a CUDA graph into reused output buffers
+def test_compiled_step_matches_eager(faces16):
+    # mode "default" only: on a CPU "reduce-overhead" compiles as "default" (CUDA graphs need
+    # CUDA), so a second case here would train the same compiled step again
     _, eager = run(faces16, epochs=1, **PLAIN)
-    _, compiled = run(faces16, epochs=1, **{**PLAIN, "compile": mode})
+    _, compiled = run(faces16, epochs=1, **{**PLAIN, "compile": "default"})
     assert compiled[0]["train_loss"] == pytest.approx(eager[0]["train_loss"], rel=1e-3)
     assert compiled[0]["test_neg_elbo"] == pytest.approx(eager[0]["test_neg_elbo"], rel=1e-3)
 
