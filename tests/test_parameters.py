@@ -59,6 +59,7 @@ def test_the_namespace_is_checked_against_its_annotations_in_place():
 papermill = pytest.importorskip("papermill")
 
 
+@pytest.mark.slow  # a papermill run of chapter 5, as in test_chapter5_papermill.py
 @pytest.mark.parametrize("parameters, message", [
     (dict(evaluate="False"), "ConfigError: evaluate must be a bool, got the string 'False'; "
                              "with papermill pass -p evaluate False"),
