@@ -10,8 +10,9 @@ from cvae_tutorial.benchmarks.celeba_folder import write_celeba_folder
 torch.set_num_threads(2)
 
 # The quick loop, `pytest -m "not slow"`, leaves out what builds or executes the book (the
-# notebooks under nbval, the tests of the built pages, the determinism and papermill runs of
-# every chapter) and the few unit tests marked slow where they are defined.
+# tests of the built pages, the determinism and papermill runs of every chapter, and the
+# notebooks under nbval when `pytest book/` asks for them) and the few unit tests marked slow
+# where they are defined.
 SLOW_MODULES = {"test_determinism.py", "test_chapter5_papermill.py", "test_strokes.py"}
 
 

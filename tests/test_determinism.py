@@ -5,7 +5,7 @@ Each chapter runs twice at a small size, each time in its own fresh working fold
 cached by the first run is reused by the second, and the printed relative paths agree). The
 comparison covers everything a chapter prints or displays as text, including an error, if a small
 size makes a result check fail: determinism is the property tested here; the claims themselves are
-checked at the chapters' default sizes by nbval and the book build.
+checked at the chapters' default sizes by the book build (tests/test_book.py).
 """
 import json
 import re
