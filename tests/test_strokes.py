@@ -38,8 +38,10 @@ def strokes(count: int, seed: int, inverse: bool) -> AttributeImages:
 @pytest.fixture(scope="module", params=[False, True], ids=["white_on_black", "black_on_white"])
 def stroke_set(request):
     train_data, test_data = strokes(1200, 0, request.param), strokes(400, 1, request.param)
+    # 12 epochs: at 6 its accuracy on real test images ranged 0.61-0.82 over seeds and CPUs
+    # (too few steps to converge); at 12, 0.99-1.00 over four seeds
     classifier = train_attribute_classifier(
-        train_data, ClassifierConfig(SIZE, len(DIGITS), channels=16, feature_dim=64, epochs=6),
+        train_data, ClassifierConfig(SIZE, len(DIGITS), channels=16, feature_dim=64, epochs=12),
         device="cpu", progress=False)
     return train_data, test_data, classifier
 
