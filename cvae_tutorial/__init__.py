@@ -3,7 +3,8 @@
 The book's chapters import this package. Its layers, each importing only from those below it:
 
 1. ``config`` (ConfigError, shared checks, the device), ``files`` (atomic writes, fingerprints,
-   leftovers of killed processes), ``signals`` (SIGTERM as Ctrl-C)
+   leftovers of killed processes), ``signals`` (SIGTERM as Ctrl-C), ``claims`` (a chapter's
+   claims about its results: stop, or print and run on)
 2. ``data`` (datasets and batches); ``nets``, ``flows``, ``losses``; ``parameters`` (a chapter's
    papermill parameters checked against their annotations)
 3. ``cvae`` (the three models), ``checkpoints`` (saving and loading them)
