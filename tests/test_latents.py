@@ -8,8 +8,9 @@ import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, embedded_faces
 from cvae_tutorial.evaluation.frechet import feature_statistics, frechet_distance_from_statistics
-from cvae_tutorial.evaluation.latents import (active_units, model_prior_hole, posterior_codes,
-                                              prior_draws, prior_hole)
+from cvae_tutorial.evaluation.draws import base_noise, draw, posterior
+from cvae_tutorial.evaluation.latents import active_units, prior_hole
+from cvae_tutorial.evaluation.metrics import latent_space
 from cvae_tutorial.evaluation.neighbours import (coverage, knn_radii, precision_recall,
                                                  within_label_precision_recall)
 from test_flows import randomised
@@ -47,6 +48,12 @@ def faces():
     return embedded_faces("test", 16, num_images=600)
 
 
+def model_prior_hole(model, faces, seed=0):
+    """The results row's prior hole of ``model`` on ``faces``, from one draw of it."""
+    draws = draw(model, faces.images, faces.labels, flip_count=1, seed=seed)
+    return latent_space(model, draws, None, None)["prior_hole"], draws
+
+
 def test_the_prior_hole_uses_posterior_draws_not_means(faces):
     # a collapsed posterior, q(z|x) ≈ N(0, I) for every image: its draws fill the prior, its
     # means sit at the origin (bug: scoring the means reports a hole of almost 1)
@@ -54,16 +61,15 @@ def test_the_prior_hole_uses_posterior_draws_not_means(faces):
     original = model.encode
     model.encode = lambda x, y: (0.05 * torch.tanh(original(x, y)[0]),
                                  torch.zeros_like(original(x, y)[1]))
-    assert abs(model_prior_hole(model, faces)) < 0.05
-    means, draws = posterior_codes(model, faces)
-    labels = faces.labels
-    prior, again = prior_draws(model, labels, seed=1), prior_draws(model, labels, seed=2)
-    assert prior_hole(means, prior, again) > 0.5
-    assert prior_hole(draws, prior, again) == pytest.approx(model_prior_hole(model, faces))
+    hole, draws = model_prior_hole(model, faces)
+    assert abs(hole) < 0.05
+    assert prior_hole(draws.posterior_means, draws.latents, draws.prior_again) > 0.5
+    assert hole == pytest.approx(prior_hole(draws.posterior_draws, draws.latents,
+                                            draws.prior_again))
     # the same posterior moved 3 away from the prior in every dimension: a hole
     model.encode = lambda x, y: (3 + 0.05 * torch.tanh(original(x, y)[0]),
                                  torch.zeros_like(original(x, y)[1]))
-    assert model_prior_hole(model, faces) > 0.5
+    assert model_prior_hole(model, faces)[0] > 0.5
 
 
 def test_posterior_draws_are_scaled_by_sigma_not_its_square(faces):
@@ -71,18 +77,28 @@ def test_posterior_draws_are_scaled_by_sigma_not_its_square(faces):
     model = small_model()
     original = model.encode
     model.encode = lambda x, y: (original(x, y)[0], torch.full_like(original(x, y)[1], 1.5))
-    means, draws = posterior_codes(model, faces)
+    means, draws = posterior(model, faces.images, faces.labels, seed=0)
     assert (draws - means).std().item() == pytest.approx(math.exp(1.5), rel=0.05)
 
 
-def test_prior_draws_follow_the_models_prior(faces):
+def test_the_prior_draws_follow_the_models_prior(faces):
+    # both prior sets of a draw are the model's correct sampler, z = f⁻¹(μ_p(y) + σ_p(y) ε),
+    # for the test labels in order, on independent noise (bug: the shortcut, shuffled labels,
+    # or the samples' own ε for the floor's second sample, which would make it score 0)
     model = small_model(model="sigma_flow")
-    labels = faces.labels[:300]
-    draws = prior_draws(model, labels, batch_size=64, seed=4)
-    generator = torch.Generator().manual_seed(4)
-    expected = torch.cat([model.sample_latents(labels[s:s + 64], generator=generator)
-                          for s in range(0, 300, 64)])
-    torch.testing.assert_close(draws, expected)
+    randomised(model.prior_encoder.head, 1, scale=0.3)  # at init μ_p(y) is constant
+    randomised(model.flow, 2, scale=0.3)  # and f the identity
+    labels = faces.labels[:128]
+    draws = draw(model, faces.images[:128], labels, flip_count=1, seed=4, batch_size=48)
+    for latents, seed in ((draws.latents, 4), (draws.prior_again, 6)):
+        expected = model.sample_latents(labels, noise=base_noise(128, 4, seed))
+        torch.testing.assert_close(latents, expected)
+        shortcut = model.sample_latents(labels, paper_shortcut=True,
+                                        noise=base_noise(128, 4, seed))
+        assert (latents - shortcut).abs().max() > 0.1
+        shuffled = model.sample_latents(labels.flip(0), noise=base_noise(128, 4, seed))
+        assert (latents - shuffled).abs().max() > 0.1
+    assert (draws.latents - draws.prior_again).abs().max() > 1
 
 
 def test_active_units_within_labels_do_not_count_a_dimension_that_only_tracks_y(faces):

@@ -2,49 +2,18 @@
 to (the prior hole), and how many latent dimensions carry information about the image beyond its
 labels (posterior collapse).
 
-The array functions (:func:`prior_hole`, :func:`active_units`) take codes [N, D]; the model
-functions draw those codes: :func:`posterior_codes` (z ~ q(z|x, y) per test image) and
-:func:`prior_draws` (z ~ p(z|y) for given labels).
+Both take codes [N, D]: the posterior and prior draws of :class:`.draws.Draws`, drawn once per
+model and shared with every other metric of a results row.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..data.batches import load_batch
-from ..data.images import AttributeImages
 from .neighbours import coverage
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Var_x E_q[z_d] > 0.01 makes a unit active
 HOLE_K = 5  # neighbours of a prior draw's ball (Naeem et al. 2020's default)
-
-
-@torch.no_grad()
-def posterior_codes(model, data: AttributeImages, num_images: int | None = None,
-                    batch_size: int = 256, seed: int = 0) -> tuple:
-    """(posterior means μ_q [N, D], one draw z = μ_q + σ_q ε ~ q(z|x, y) per image [N, D]) of
-    the first ``num_images`` images of ``data`` (float images, no flips), on the CPU."""
-    device = next(model.parameters()).device
-    count = len(data) if num_images is None else min(int(num_images), len(data))
-    generator = torch.Generator(device=device).manual_seed(seed)
-    means, draws = [], []
-    for start in range(0, count, batch_size):
-        x, y = load_batch(data, torch.arange(start, min(start + batch_size, count)), device)
-        mu, log_sigma = model.encode(x, y)
-        eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype)
-        means.append(mu.cpu())
-        draws.append((mu + log_sigma.exp() * eps).cpu())
-    return torch.cat(means), torch.cat(draws)
-
-
-@torch.no_grad()
-def prior_draws(model, labels: Tensor, batch_size: int = 256, seed: int = 0) -> Tensor:
-    """One z ~ p(z|y) per row of ``labels`` [N, A] (the model's correct sampler), on the CPU."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.cat([model.sample_latents(labels[start:start + batch_size].to(device),
-                                           generator=generator).cpu()
-                      for start in range(0, len(labels), batch_size)])
 
 
 def prior_hole(codes, prior, prior_again, k: int = HOLE_K) -> float:
@@ -57,17 +26,6 @@ def prior_hole(codes, prior, prior_again, k: int = HOLE_K) -> float:
     distance between Gaussian fits, it sees a ring-shaped code set with the prior's mean and
     covariance (its centre is a hole)."""
     return coverage(prior, prior_again, k) - coverage(prior, codes, k)
-
-
-@torch.no_grad()
-def model_prior_hole(model, data: AttributeImages, num_images: int | None = None,
-                     batch_size: int = 256, seed: int = 0, k: int = HOLE_K) -> float:
-    """:func:`prior_hole` of ``model`` on the first ``num_images`` images of ``data``: one
-    posterior draw per image, and two prior draws for each image's labels."""
-    _, codes = posterior_codes(model, data, num_images, batch_size, seed)
-    labels = data.labels[:len(codes)]
-    return prior_hole(codes, prior_draws(model, labels, batch_size, seed + 1),
-                      prior_draws(model, labels, batch_size, seed + 2), k)
 
 
 def active_units(posterior_means: Tensor, labels: Tensor | None = None,
