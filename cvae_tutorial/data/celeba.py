@@ -29,8 +29,6 @@ CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 CELEBA_CROP = 148  # the usual centre crop of the 178x218 aligned faces before resizing
 ALIGNED_SIZE = (178, 218)  # img_align_celeba's images; twice that is no aligned CelebA face
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
-# CelebA
-# ----------------------------------------------------------------------------------------------
 CELEBA_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba")
 
 
