@@ -24,11 +24,7 @@ from ..evaluation.frechet import frechet_distance
 from ..evaluation.inception import (InceptionFeatures, InceptionWeightsError, load_fid_inception,
                                     random_fid_inception_state_dict)
 from ..evaluation.protocol import ProtocolCard, load_reference, save_reference
-
-
-def _synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from .training import synchronize
 
 
 @torch.no_grad()
@@ -43,7 +39,7 @@ def _timed_distance(network, real, fake, path, card, batch_size: int, device) ->
     clock = [time.perf_counter()]
 
     def lap():
-        _synchronize(device)
+        synchronize(device)
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
     stored = load_reference(path, card, ("reference",))

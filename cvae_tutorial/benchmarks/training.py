@@ -4,8 +4,8 @@
 1. Loader images/s: the per-image JPEG pipeline (``CelebAJPEGs`` + ``DataLoader`` workers) against
    the decoded uint8 cache (batches gathered by the prefetch thread), on a generated folder of
    CelebA-sized 178x218 JPEGs, so it runs anywhere.
-2. Training images/s of each model at 64x64, at batch 128 and at the largest batch the book
-   recommends, with the fast options off and on (on: the ``TrainConfig`` defaults, resolved for
+2. Training images/s of each model at 64x64, at batch 128 (chapter 5's command; ``--batch-size``
+   for others), with the fast options off and on (on: the ``TrainConfig`` defaults, resolved for
    the device and model; with ``--cpu-bf16`` on a CPU also with bf16 autocast, which "auto"
    leaves off there), through the real data path, and the same step fed one batch already on
    the device (step-only): their ratio says whether data starves the step. From the data-path
@@ -41,7 +41,6 @@ from .celeba_folder import write_celeba_folder
 FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
                 pin_memory=False, compile="off")
 CELEBA_TRAIN_IMAGES = 162_770  # the official training split: one epoch
-BOOK_BATCH_SIZES = (128,)  # the batch sizes the book recommends for CelebA (chapter 5's command)
 
 
 def synchronize(device: torch.device) -> None:
@@ -204,9 +203,7 @@ def _parse_args(argv):
                         help="DataLoader/cache workers (default: the usable cores, at most 8)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", "--batch-sizes", dest="batch_sizes", type=int, nargs="+",
-                        default=sorted({128, max(BOOK_BATCH_SIZES)}),
-                        help="batch sizes to time (default: 128 and the largest the book "
-                             "recommends)")
+                        default=[128], help="batch sizes to time (default: 128, chapter 5's)")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
                         default=list(PAPER_MODEL_NAMES))
     parser.add_argument("--rounds", type=int, default=3,
