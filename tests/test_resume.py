@@ -141,15 +141,3 @@ def test_resuming_on_other_data_is_a_clear_error(tmp_path, attributes, num_image
     with pytest.raises(CheckpointError, match=rf"trained on other data \(.*{named}.*new out_dir"):
         _attribute_run(path, attributes, num_images, epochs=2)
     assert load_checkpoint(path)["epoch"] == 1  # untouched
-
-
-def test_a_checkpoint_without_a_data_record_resumes_with_a_warning(tmp_path):
-    from cvae_tutorial.checkpoints import save_checkpoint
-    path = tmp_path / "checkpoint.pt"
-    _attribute_run(path, ("Male", "Smiling"))
-    state = load_checkpoint(path)
-    del state["data"]  # as written before the data were recorded
-    save_checkpoint(state, path)
-    with pytest.warns(RuntimeWarning, match="does not record its training data"):
-        history = _attribute_run(path, ("Male", "Smiling"), epochs=2)
-    assert len(history) == 2 and load_checkpoint(path)["data"]["count"] == 32

@@ -7,7 +7,6 @@ saved with it make its noise identical too (chapter 5).
 from __future__ import annotations
 
 import random
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,28 +35,22 @@ class Position:
 def check_same_run(state: dict, config, path) -> None:
     """Resuming with another lr, seed, batch size or flip would splice two runs together (and
     Adam's saved lr would silently win): a clear error instead. ``epochs`` may grow."""
-    saved = state.get("train_config", {})
+    saved = state["train_config"]
     differences = [f"{name}: checkpoint {saved[name]!r} vs asked {getattr(config, name)!r}"
-                   for name in RUN_DEFINING_FIELDS
-                   if name in saved and saved[name] != getattr(config, name)]
+                   for name in RUN_DEFINING_FIELDS if saved[name] != getattr(config, name)]
     if differences:
         raise CheckpointError(f"checkpoint {path} belongs to a run with other training settings "
                               f"({'; '.join(differences)}); resume with the same settings or use "
                               f"a new out_dir")
 
 
-def check_same_data(state: dict, data: dict, path) -> None:
+def check_same_data(state: dict, train_fingerprint: dict, path) -> None:
     """Resuming on other data (other attributes or their order, another subset, split or
-    dataset) would splice two runs together: a clear error. A checkpoint from before data
-    fingerprints were recorded resumes, with a warning that this could not be checked."""
-    saved = state.get("data")
-    if saved is None:
-        warnings.warn(f"checkpoint {path} does not record its training data (it predates "
-                      f"that); resuming without checking that the data are the same",
-                      RuntimeWarning, stacklevel=3)
-        return
+    dataset) would splice two runs together: a clear error. ``train_fingerprint``: the training
+    data's :meth:`AttributeImages.fingerprint`, saved in the checkpoint as ``"data"``."""
+    saved = state["data"]
     differences = [f"{key}: checkpoint {saved.get(key)!r} vs now {value!r}"
-                   for key, value in data.items() if saved.get(key) != value]
+                   for key, value in train_fingerprint.items() if saved.get(key) != value]
     if differences:
         raise CheckpointError(f"checkpoint {path} was trained on other data "
                               f"({'; '.join(differences)}); resume with the same dataset, "
@@ -65,13 +58,13 @@ def check_same_data(state: dict, data: dict, path) -> None:
                               f"new out_dir")
 
 
-def check_same_course(state: dict, config, test_data: dict | None, path,
+def check_same_course(state: dict, config, test_fingerprint: dict, path,
                       world_size: int = 1) -> None:
     """A run resumed for fewer epochs than it has trained would report the longer run under the
     shorter settings, one on another test set would mix two test sets in its history, and one
     on another number of processes would change the global batch and the data order (images
     seen twice in a resumed epoch): each is one clear error."""
-    saved_world = state.get("world_size") or len(state.get("rng_ranks") or [None])
+    saved_world = state["world_size"]
     if saved_world != world_size:
         raise CheckpointError(
             f"checkpoint {path} was trained on {saved_world} process(es) (a global batch of "
@@ -84,10 +77,10 @@ def check_same_course(state: dict, config, test_data: dict | None, path,
         raise CheckpointError(f"checkpoint {path} has trained {state['epoch']} epochs, more than "
                               f"the epochs={config.epochs} asked; ask epochs={state['epoch']} "
                               f"(or more, to extend it) or use a new out_dir")
-    saved = state.get("test_data")
-    if saved is not None and test_data is not None and saved != test_data:
+    saved = state["test_data"]  # the test set's fingerprint
+    if saved != test_fingerprint:
         differences = [f"{key}: checkpoint {saved.get(key)!r} vs now {value!r}"
-                       for key, value in test_data.items() if saved.get(key) != value]
+                       for key, value in test_fingerprint.items() if saved.get(key) != value]
         raise CheckpointError(f"checkpoint {path} was tested on another test set "
                               f"({'; '.join(differences)}): its history would mix the two; "
                               f"resume with the same test images (test_images) or use a new "
@@ -95,26 +88,25 @@ def check_same_course(state: dict, config, test_data: dict | None, path,
 
 
 def start_or_resume(model, optimizer, config, checkpoint_path, device,
-                    initialize: bool, data: dict | None = None,
-                    test_data: dict | None = None) -> Position:
+                    initialize: bool, train_fingerprint: dict | None,
+                    test_fingerprint: dict | None) -> Position:
     """Load the run's checkpoint into ``model`` and ``optimizer`` if there is one (RNG states
-    too; with ``data``, the training data's fingerprint must match the one saved); else
-    initialise the model from ``config.seed`` (unless not ``initialize``) and seed the global
-    generators, each rank differently (its images draw their own noise)."""
+    too; the fingerprints of the training and test data, given with every ``checkpoint_path``,
+    must match the ones saved); else initialise the model from ``config.seed`` (unless not
+    ``initialize``) and seed the global generators, each rank differently (its images draw their
+    own noise)."""
     rank, world_size = distributed_world()
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_resume_state(checkpoint_path, map_location=device)
         check_checkpoint_matches(state, model.config, checkpoint_path)
         check_same_run(state, config, checkpoint_path)
-        if data is not None:
-            check_same_data(state, data, checkpoint_path)
-        check_same_course(state, config, test_data, checkpoint_path, world_size)
+        check_same_data(state, train_fingerprint, checkpoint_path)
+        check_same_course(state, config, test_fingerprint, checkpoint_path, world_size)
         optimizer.load_state_dict(state["optimizer"])
         model.load_state_dict(state["model"])
         position = Position(state["history"], state["epoch"], state["step_in_epoch"],
                             state["running"])
-        rank_states = state.get("rng_ranks") or [state["rng"]]
-        set_rng_state(rank_states[rank] if len(rank_states) == world_size else state["rng"])
+        set_rng_state(state["rng_ranks"][rank] if world_size > 1 else state["rng"])
         if rank > 0 and position.running is not None:
             position.running = dict.fromkeys(position.running, 0.0)  # rank 0 holds the sums
         return position
@@ -127,9 +119,10 @@ def start_or_resume(model, optimizer, config, checkpoint_path, device,
 
 
 def save_run(path, model, optimizer, config, position: Position, device,
-             data: dict | None = None, test_data: dict | None = None) -> None:
+             train_fingerprint: dict | None, test_fingerprint: dict | None) -> None:
     """Checkpoint the run at ``position`` (rank 0 writes; under DDP with every rank's RNG state
-    and the running sums reduced over the ranks). Nothing without a ``path``."""
+    and the running sums reduced over the ranks), with the fingerprints of its training and test
+    data (saved as ``"data"`` and ``"test_data"``). Nothing without a ``path``."""
     if path is None:
         return
     rank, world_size = distributed_world()
@@ -144,7 +137,7 @@ def save_run(path, model, optimizer, config, position: Position, device,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": position.epoch, "step_in_epoch": position.step, "running": running,
             "history": position.history, "rng": rng, "rng_ranks": rng_ranks,
-            "data": data, "test_data": test_data, "world_size": world_size,
+            "data": train_fingerprint, "test_data": test_fingerprint, "world_size": world_size,
             "images_seen_in_epoch": position.step * world_size * config.batch_size}, path)
 
 
