@@ -7,9 +7,11 @@ The book's chapters import this package. Its layers, each importing only from th
    claims about its results: stop, or print and run on)
 2. ``data`` (datasets and batches); ``nets``, ``flows``, ``losses``; ``parameters`` (a chapter's
    papermill parameters checked against their annotations)
-3. ``cvae`` (the three models), ``checkpoints`` (saving and loading them)
-4. ``training`` (the loop, ``python -m cvae_tutorial.training``), ``evaluation`` (chapter 6),
-   ``editing`` (using a trained model: chapter 7)
+3. ``cvae`` (the models: the paper's three, the MSE + KL recipe and every other likelihood, prior
+   and encoder of the prior ladder), ``checkpoints`` (saving and loading them), ``editing`` (edits
+   and interpolation of a trained model: chapter 7)
+4. ``training`` (the loop, ``python -m cvae_tutorial.training``), ``evaluation`` (every metric:
+   chapter 6, and chapter 7's edits)
 5. ``benchmarks`` (``python -m cvae_tutorial.benchmarks``), ``plotting``
 """
 from .checkpoints import CheckpointError, checkpoint_path, load_history, load_model

@@ -1,5 +1,13 @@
-"""The model's loss terms averaged over a dataset, with the decoder σ fixed (chapters 2 and 5):
-the test negative ELBO of every epoch and the training-set MSE that sets the final σ*."""
+"""The training history's test numbers and the final σ* (chapters 2 and 5): the model's loss
+terms averaged over a dataset with the decoder σ fixed, one seeded draw z ~ q(z|x,y) per image, on
+the images as training sees them (x = uint8 / 255).
+
+Each epoch's ``test_neg_elbo`` (and ``test_recon``, ``test_kl``) in the history is
+:func:`evaluate_neg_elbo`'s. It is not the results' ``neg_elbo_nats`` (``evaluation.likelihood``,
+chapter 6): that one is the ELBO of uniformly dequantised images (x_int + u) / 256, averaged over
+K draws, the protocol of the bits per dimension; the two differ in grid and draws, so compare
+each only with its own kind.
+"""
 from __future__ import annotations
 
 import torch
@@ -14,7 +22,8 @@ from .distributed import distributed_world
 @torch.no_grad()
 def evaluate_neg_elbo(model: CVAE, data: AttributeImages, batch_size: int = 512,
                       seed: int = 0) -> dict:
-    """Test negative ELBO in nats per image, with the decoder σ fixed (chapter 2).
+    """Negative ELBO in nats per image of ``data`` (x = uint8 / 255, one draw per image), with the
+    decoder σ fixed (chapter 2): the history's ``test_neg_elbo`` (see the module's docstring).
 
     Uses its own seeded noise so the number does not depend on (or disturb) the training RNG.
     Under DDP each rank evaluates every world-size-th image and the sums are reduced.
