@@ -1,10 +1,10 @@
 """Shared fixtures: small embedded datasets and a fake CelebA folder written on the fly."""
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
+from chapter_runs import TEST_BOOK, TIMES, build_test_book, execute_all
 from cvae_tutorial.benchmarks.celeba_folder import write_celeba_folder
 
 torch.set_num_threads(2)
@@ -14,13 +14,33 @@ torch.set_num_threads(2)
 # notebooks under nbval when `pytest book/` asks for them) and the few unit tests marked slow
 # where they are defined.
 SLOW_MODULES = {"test_determinism.py", "test_chapter5_papermill.py", "test_strokes.py"}
+SLOW_FIXTURES = {"built_book", "chapter_runs"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.suffix == ".ipynb" or item.path.name in SLOW_MODULES or \
-                "built_book" in getattr(item, "fixturenames", ()):
+                SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def chapter_runs():
+    """Every notebook executed twice at a small size (tests/chapter_runs.py), once per session:
+    {(notebook, 1 or 2): Run}; the runs stay in _build/test_book/runs for a person to open."""
+    import shutil
+
+    shutil.rmtree(TEST_BOOK, ignore_errors=True)
+    started = time.perf_counter()
+    runs = execute_all(TEST_BOOK / "runs")
+    TIMES["chapter runs"] = time.perf_counter() - started
+    return runs
+
+
+@pytest.fixture(scope="session")
+def built_book(chapter_runs):
+    """The HTML folder of the test book (tests/chapter_runs.py: build_test_book)."""
+    return build_test_book(chapter_runs)
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +62,8 @@ def fake_celeba(tmp_path):
     return tmp_path, labels
 
 
-STARTED = time.time()
-
-
 def pytest_terminal_summary(terminalreporter):
-    """The book build's time and each chapter's, when this session built the book."""
-    report = Path(__file__).resolve().parents[1] / "_build" / "build_times.txt"
-    if report.exists() and report.stat().st_mtime >= STARTED:
-        terminalreporter.section("book build")
-        terminalreporter.write(report.read_text())
+    if TIMES:
+        terminalreporter.section("the chapters and the test book")
+        terminalreporter.write("".join(f"{what}: {seconds:.0f} s\n"
+                                       for what, seconds in TIMES.items()))

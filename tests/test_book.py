@@ -1,9 +1,10 @@
 """The book: notebooks committed clean, one parameters cell each, and the HTML build has it all.
 
-The HTML tests build the book with `jupyter-book build .` unless the built pages are newer than
-their sources, so `pytest` alone checks the whole book. That build is the test command's one run
-of every chapter at its default size: it executes each chapter afresh (a failing cell fails it),
-which is what nbval would check again at twice the cost; `pytest book/` still runs nbval.
+The HTML tests read the test book: every page as executed at a small size by this session's
+first run of it (tests/chapter_runs.py), built with `jupyter-book build`. The reader's book, at
+the default sizes, is built by `jupyter-book build .` (the README's first command, which CI runs
+before the tests): a failing cell or a claim that does not hold fails that build
+(test_a_failing_cell_fails_the_build). `pytest book/` runs the chapters under nbval.
 """
 import ast
 import json
@@ -11,25 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from chapter_runs import NOTEBOOKS, jupyter_book
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-CHAPTERS = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]
-            if Path(entry["file"]).name[:2].isdigit()]
-# Every notebook page of the book (the chapters and pages such as book/embedded_faces): the
-# checks of the committed files below apply to all of them.
-NOTEBOOKS = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]
-             if (ROOT / f"{entry['file']}.ipynb").exists()]
-
-
-def jupyter_book():
-    executable = shutil.which("jupyter-book") or str(Path(sys.executable).parent / "jupyter-book")
-    return executable
+CHAPTERS = [page for page in NOTEBOOKS if Path(page).name[:2].isdigit()]
 
 
 def notebook(chapter):
@@ -66,59 +56,6 @@ def test_notebook_has_exactly_one_parameters_cell(chapter):
     assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
 
 
-def book_sources(root=ROOT) -> list:
-    """Every file a built page depends on: the configuration, the pages, what they read from
-    book/ (the study's results, the CSS, the extensions) and every module of the package."""
-    book = [path for path in (root / "book").rglob("*") if path.is_file()
-            and not {"runs", "__pycache__", ".ipynb_checkpoints"} & set(path.parts)]
-    return [root / "_config.yml", root / "_toc.yml", *book,
-            *(root / "cvae_tutorial").rglob("*.py")]
-
-
-def _stale():
-    pages = [HTML / f"{page}.html" for page in NOTEBOOKS]
-    if not all(page.exists() for page in pages):
-        return True
-    return min(page.stat().st_mtime for page in pages) < max(
-        source.stat().st_mtime for source in book_sources())
-
-
-def test_the_stale_check_sees_every_module_and_the_study_results():
-    sources = set(book_sources())
-    assert ROOT / "cvae_tutorial" / "training" / "loop.py" in sources
-    assert ROOT / "cvae_tutorial" / "evaluation" / "report.py" in sources
-    assert ROOT / "book" / "_static" / "wrap.css" in sources
-    if (ROOT / "book" / "results" / "ladder").exists():
-        assert ROOT / "book" / "results" / "ladder" / "provenance.json" in sources
-
-
-BUILD_REPORT = ROOT / "_build" / "build_times.txt"  # shown at the end of pytest's output
-# jupyter-cache keys a chapter on its code cells alone: after a package edit it would hand back
-# the old outputs, so a stale book is rebuilt without it and every chapter runs again.
-EXECUTION_CACHE = ROOT / "_build" / ".jupyter_cache"
-BUILT = {}  # set when this session built the book: what myst-nb executed
-
-
-@pytest.fixture(scope="session")
-def built_book():
-    if _stale():
-        shutil.rmtree(EXECUTION_CACHE, ignore_errors=True)
-        started = time.perf_counter()
-        result = subprocess.run([jupyter_book(), "build", str(ROOT)], cwd=ROOT,
-                                capture_output=True, text=True)
-        assert result.returncode == 0, f"jupyter-book build failed:\n{result.stdout[-5000:]}\n" \
-                                       f"{result.stderr[-5000:]}"
-        # myst-nb logs "<notebook>: Executed notebook in 12.34 seconds" for each it ran
-        executed = re.findall(r"([\w./-]+\.ipynb)\S*: Executed notebook in ([\d.]+) seconds",
-                              result.stdout + result.stderr)
-        BUILT["executed"] = {Path(name).stem for name, _ in executed}
-        BUILD_REPORT.write_text(
-            f"the book built in {time.perf_counter() - started:.0f} s\n" + "".join(
-                f"  {Path(name).stem}: executed in {float(seconds):.0f} s\n"
-                for name, seconds in executed))
-    return HTML
-
-
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_has_figures_and_math(built_book, chapter):
     page = (built_book / f"{chapter}.html").read_text()
@@ -132,14 +69,6 @@ def test_chapter_page_has_figures_and_math(built_book, chapter):
     assert not remote, f"{chapter}: scripts from the network: {remote}"
     assert "output traceback" not in page and "Traceback (most recent call last)" not in page, \
         f"{chapter}: the page shows an error"
-
-
-def test_a_stale_book_is_built_by_executing_every_notebook(built_book):
-    """The build stands in for nbval: no chapter may come back from the execution cache."""
-    if "executed" not in BUILT:
-        pytest.skip("the built pages are newer than every source: this session built nothing")
-    missing = [page for page in NOTEBOOKS if Path(page).name not in BUILT["executed"]]
-    assert not missing, f"the build did not execute {missing} (outputs from the cache)"
 
 
 def test_intro_and_references_are_built(built_book):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_book import CHAPTERS, ROOT, built_book  # noqa: F401 (the fixture builds the book)
+from test_book import CHAPTERS, ROOT
 
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 # Laptop screens: at 1440 px the code column holds ~88 characters, at 1280 px ~81 (long lines
@@ -129,7 +129,7 @@ def built_pages(html):
                   if not {"_static", "_sources", "_images"} & set(path.relative_to(html).parts))
 
 
-def test_every_page_reads_offline(built_book, browser):  # noqa: F811 (fixture)
+def test_every_page_reads_offline(built_book, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     chapter_pages = {built_book / f"{chapter}.html": SCREENSHOTS / f"{Path(chapter).name}.png"
                      for chapter in CHAPTERS}
@@ -151,7 +151,7 @@ def test_every_page_reads_offline(built_book, browser):  # noqa: F811 (fixture)
         f"{page}:\n  " + "\n  ".join(problems) for page, problems in report.items())
 
 
-def test_figures_read_in_the_dark_theme(built_book, browser):  # noqa: F811 (fixture)
+def test_figures_read_in_the_dark_theme(built_book, browser):
     """In dark mode the page turns dark but a figure keeps its own background: every figure
     must be opaque (a transparent PNG would put matplotlib's black labels on a dark page)."""
     from PIL import Image
