@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from .config import ConfigError, check_field_types, check_image_size
 from .flows import RealNVP
 from .losses import (MIN_LOG_SIGMA, flow_prior_log_prob, gaussian_kl, gaussian_log_prob,
-                     gaussian_nll, monte_carlo_kl, mse_kl_loss, sigma_optimal_nll)
+                     gaussian_nll, monte_carlo_kl, mse_kl_loss, reparameterise,
+                     sigma_optimal_nll)
 from .nets import Decoder, Encoder, PriorEncoder
 
 LIKELIHOODS = ("gaussian", "sigma", "mse_kl")
@@ -274,7 +275,7 @@ class CVAE(nn.Module):
     def from_base(self, eps: Tensor, y: Tensor, paper_shortcut: bool = False) -> Tensor:
         """z = f⁻¹(μ_p(y) + σ_p(y) ε; y); ``paper_shortcut`` skips f⁻¹ as the paper's §3.3."""
         mu_p, log_sigma_p = self.prior_params(y)
-        u = mu_p + torch.exp(log_sigma_p) * eps
+        u = reparameterise(mu_p, log_sigma_p, eps)
         if self.has_flow_prior and not paper_shortcut:
             u, _ = self.flow.inverse(u, self.flow_context(y))
         return u
@@ -299,7 +300,7 @@ class CVAE(nn.Module):
         """
         x, y = self._check_inputs(x, y, check_range)
         mu_q, log_sigma_q = self.encoder(x, y)
-        z = mu_q + torch.exp(log_sigma_q) * torch.randn_like(mu_q)
+        z = reparameterise(mu_q, log_sigma_q, torch.randn_like(mu_q))
         x_hat = self.decode(z, y)
         recon, log_sigma = self.reconstruction_nll(x, x_hat, fixed_sigma)
         kl = self.kl(z, mu_q, log_sigma_q, y)

@@ -58,6 +58,12 @@ def check_reconstruction(x, x_hat) -> None:
                          f"{tuple(x_hat.shape)}")
 
 
+def reparameterise(mu: Tensor, log_sigma: Tensor, eps: Tensor) -> Tensor:
+    """z = μ + σ ε, a draw from N(μ, σ²) for standard normal noise ε that gradients flow through
+    to μ and log σ (the reparameterisation trick, chapter 1)."""
+    return mu + torch.exp(log_sigma) * eps
+
+
 def gaussian_log_prob(x: Tensor, mu: Tensor, log_sigma: Tensor | float) -> Tensor:
     """log N(x; mu, sigma^2 I) summed over all but the batch dimension."""
     check_batch("x", x)

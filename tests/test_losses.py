@@ -111,3 +111,18 @@ def test_mse_kl_loss_is_the_recipes_formula():
     kl = gaussian_kl(mu, log_sigma)  # the recipe's KL against N(0, I), per image
     torch.testing.assert_close(mse_kl_loss(x, x_hat, kl, 0.00025), expected)
     torch.testing.assert_close(mse_kl_loss(x, x_hat, kl, 0.0), F.mse_loss(x_hat, x))
+
+
+def test_reparameterise_draws_from_n_mu_sigma_squared_and_passes_gradients():
+    from cvae_tutorial.losses import reparameterise
+
+    mu = torch.tensor([[1.0, -2.0]], requires_grad=True)
+    log_sigma = torch.tensor([[0.5, 3.0]]).log().requires_grad_()
+    eps = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(0))
+    z = reparameterise(mu, log_sigma, eps)
+    torch.testing.assert_close(z.mean(0), torch.tensor([1.0, -2.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.tensor([0.5, 3.0]), rtol=0.03, atol=0)  # σ, not σ²
+    z.sum().backward()
+    torch.testing.assert_close(mu.grad, torch.full((1, 2), 20_000.0))
+    expected = (log_sigma.exp() * eps).sum(0, keepdim=True).detach()  # dz/dlog σ = σ ε
+    torch.testing.assert_close(log_sigma.grad, expected)
