@@ -1,5 +1,6 @@
-"""The CVAEs (the paper's three, mse_kl, and any likelihood with any prior): training lowers the
-loss, sampling behaves, each prior is the density it says, inputs are checked."""
+"""The CVAEs of cvae.py (the paper's three, mse_kl, and any likelihood with any prior): training
+lowers the loss, sampling behaves, each prior is the density it says, inputs are checked, and a
+model's initial weights are a function of its seed."""
 import math
 
 import pytest
@@ -192,39 +193,17 @@ def test_encoder_without_labels_is_q_z_given_x_and_with_them_q_z_given_x_y():
         name not in ("gaussian", "sigma") for name in MODEL_NAMES]
 
 
-def test_encoder_option_round_trips_through_a_checkpoint(tmp_path):
-    from cvae_tutorial.checkpoints import CHECKPOINT_FORMAT, load_model
-
-    for sees_labels in (False, True):
-        model, *_ = _encoder_outputs(sees_labels)
-        path = tmp_path / f"{sees_labels}.pt"
-        torch.save({"format": CHECKPOINT_FORMAT, "model_config": model.config.to_dict(),
-                    "model": model.state_dict()}, path)
-        loaded = load_model(path)
-        assert loaded.config.encoder_sees_labels is sees_labels
-        x = torch.rand(2, 3, 16, 16)
-        torch.testing.assert_close(loaded.encode(x, torch.ones(2, 3)),
-                                   model.encode(x, torch.ones(2, 3)))
-
-
-def test_a_checkpoint_of_the_sigmoid_decoder_is_refused_in_one_line(tmp_path):
-    """Checkpoints written before unbounded decoder means (no ``decoder_means`` in their config)
-    hold a sigmoid decoder whose weights would load silently into this one: refused."""
-    from cvae_tutorial.checkpoints import (CHECKPOINT_FORMAT, CheckpointError,
-                                           check_checkpoint_matches, load_model)
-
-    model, *_ = _encoder_outputs(sees_labels=True)
-    old_config = {k: v for k, v in model.config.to_dict().items() if k != "decoder_means"}
-    state = {"format": CHECKPOINT_FORMAT, "model_config": old_config, "model": model.state_dict()}
-    torch.save(state, tmp_path / "old.pt")
-    for load in (lambda: load_model(tmp_path / "old.pt"),
-                 lambda: check_checkpoint_matches(state, model.config, tmp_path / "old.pt")):
-        with pytest.raises(CheckpointError, match="old.pt holds a model whose decoder ends in a "
-                                                  "sigmoid") as error:
-            load()
-        assert "\n" not in str(error.value)
-    with pytest.raises(Exception, match="decoder_means must be 'identity'"):
-        CVAEConfig(decoder_means="sigmoid")
+def test_initialize_depends_on_the_seed_and_leaves_the_global_rng_alone():
+    a, b, c = _small(), _small(), _small()
+    torch.manual_seed(0)
+    expected_next = torch.rand(1)
+    torch.manual_seed(0)
+    for model, seed in ((a, 3), (b, 3), (c, 4)):
+        model.initialize(seed)
+    assert torch.equal(torch.rand(1), expected_next)  # the caller's random stream is undisturbed
+    for name, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[name]), name
+    assert not torch.equal(a.encoder.head.weight, c.encoder.head.weight)
 
 
 def test_mse_kl_trains_on_the_recipes_loss_and_evaluates_at_sigma_star(faces16):
