@@ -63,8 +63,10 @@ def start_builder(tmp_path):
     target = tmp_path / "cache" / "slow.uint8"
     process = subprocess.Popen([sys.executable, str(script), str(target)], env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # the partial file exists once the first batch is decoded
-    wait_for(lambda: target.parent.exists() and temporaries(target.parent), process)
+    # the partial file exists once the lock is held and its record written (the record's own
+    # temporary file comes earlier: a builder stopped then says nothing about who it is)
+    wait_for(lambda: target.parent.exists() and any(name.endswith(".partial") for name in
+                                                    temporaries(target.parent)), process)
     return process, target
 
 

@@ -202,11 +202,11 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
             path.parent.mkdir(parents=True, exist_ok=True)
             held.enter_context(holding(f"{path}.lock", f"the build of the image cache "
                                                       f"{path.name}", lock_timeout))
+        except LockWaitTimeout as error:  # first: a TimeoutError is an OSError too
+            raise DataError(str(error)) from None
         except OSError as error:
             raise DataError(f"cannot write the image cache in {path.parent} ({error}); pass a "
                             f"writable cache_dir (--cache-dir)") from error
-        except LockWaitTimeout as error:
-            raise DataError(str(error)) from None
         cached = _open_cache(path, source, on_error)
         if cached is not None:
             return cached
