@@ -7,8 +7,13 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
+import time
 import warnings
-from contextlib import ExitStack
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence
@@ -62,34 +67,6 @@ def dataset_source(dataset) -> dict:
     return source
 
 
-class _DecodeOrReport(torch.utils.data.Dataset):
-    """A dataset whose bad items (corrupt or missing files) come back as reports, not crashes."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        try:
-            image, label = self.dataset[index]
-        except (DataError, OSError) as error:  # what a broken or missing image file raises
-            return index, None, None, str(error)
-        image = torch.as_tensor(image)
-        if image.is_floating_point():
-            image = to_uint8(image)
-        return index, image, torch.as_tensor(label).float(), None
-
-
-def _collate_reports(items):
-    good = [item for item in items if item[3] is None]
-    return {"indices": torch.tensor([item[0] for item in good], dtype=torch.long),
-            "images": torch.stack([item[1] for item in good]) if good else None,
-            "labels": torch.stack([item[2] for item in good]) if good else None,
-            "errors": [(item[0], item[3]) for item in items if item[3] is not None]}
-
-
 @dataclass
 class CachedImages:
     """A built cache: uint8 images [N, 3, H, W] (memory-mapped), labels [N, A], and the items
@@ -105,10 +82,11 @@ def _cache_files(path: Path) -> dict:
             "meta": path.with_suffix(".json")}
 
 
-def _map_images(path: Path, shape: list) -> Tensor:
+def _map_images(path: Path, shape: list, shared: bool = False) -> Tensor:
+    """The uint8 images in the file ``path``, memory-mapped; ``shared``: writes go to the file."""
     if not shape[0]:
         return torch.empty(shape, dtype=torch.uint8)
-    return torch.from_file(str(path), shared=False, size=math.prod(shape),
+    return torch.from_file(str(path), shared=shared, size=math.prod(shape),
                            dtype=torch.uint8).view(shape)
 
 
@@ -171,7 +149,9 @@ def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None 
                       lock_timeout: float = LOCK_TIMEOUT) -> CachedImages:
     """Decode a dataset of ``(image, label)`` once into a uint8 file at ``path``; memory-map it.
 
-    ``num_workers`` decoding processes (default: the usable cores, at most 8) feed a progress bar.
+    ``num_workers`` decoding processes (default: the usable cores, at most 8; 0: this process)
+    write straight into the file, so they need no shared memory (/dev/shm); processes that cannot
+    start are said once and the images decoded here; one that dies is a one-line error.
     Next to the image file sit the labels (``.labels.npy``) and a JSON record of ``source``
     (default :func:`dataset_source`), the shape and the skipped items. The record is written
     last, so an interrupted build is redone; a cache whose record does not match ``source`` is
@@ -236,20 +216,6 @@ def _build(dataset, path: Path, source: dict, num_workers, batch_size, on_error)
     return _open_cache(path, source, on_error)
 
 
-def _worker_deaths_said(loader, workers: int):
-    """The loader's batches; a decoding process that dies (the OOM killer, a /dev/shm too small
-    for its batches) is one line saying what to pass, not DataLoader's RuntimeError."""
-    try:
-        yield from loader
-    except RuntimeError as error:
-        if "DataLoader worker" not in str(error):
-            raise
-        raise DataError(f"a decoding process died ({str(error).splitlines()[0]}): out of memory "
-                        f"or a small /dev/shm; rerun with fewer decoding processes than "
-                        f"{workers} (num_workers / --num-workers; 0 decodes in this "
-                        f"process)") from None
-
-
 def _reserve(partial: Path, size: int) -> None:
     """Give ``partial`` its ``size`` bytes on disk before decoding into its memory map: a full
     disk is then one line now, not hours later a write into a map the file system cannot back
@@ -272,38 +238,150 @@ def _reserve(partial: Path, size: int) -> None:
             file.truncate(size)  # a file system that cannot reserve: sparse
 
 
+def _decoded(dataset, index: int):
+    """(uint8 image, float label, None) for item ``index``, or (None, None, what was wrong) for
+    a corrupt or missing file."""
+    try:
+        image, label = dataset[index]
+    except (DataError, OSError) as error:  # what a broken or missing image file raises
+        return None, None, str(error)
+    image = torch.as_tensor(image)
+    return (to_uint8(image) if image.is_floating_point() else image,
+            torch.as_tensor(label).float(), None)
+
+
+class _Decoder:
+    """Decodes items straight into their rows of the cache file and returns only their labels
+    and errors: no image crosses between processes, so decoding processes need no shared
+    memory (/dev/shm, often 1 or 64 MB in containers, where torch's DataLoader hung)."""
+
+    def __init__(self, dataset, partial: Path, shape: list, label_shape: list):
+        self.dataset, self.partial, self.shape, self.label_shape = \
+            dataset, str(partial), shape, label_shape
+        self.rows = None  # mapped in the process that decodes, on its first item
+
+    def __getstate__(self):
+        return {**self.__dict__, "rows": None}
+
+    def __call__(self, indices: range):
+        if self.rows is None:
+            self.rows = _map_images(self.partial, self.shape, shared=True)
+        done, labels, errors = [], [], []
+        for index in indices:
+            image, label, error = _decoded(self.dataset, index)
+            if error is None and (list(image.shape) != self.shape[1:]
+                                  or list(label.shape) != self.label_shape):
+                error = (f"an image of {list(image.shape)}, not {self.shape[1:]} as the first"
+                         if list(image.shape) != self.shape[1:] else
+                         f"labels of {list(label.shape)}, not {self.label_shape} as the first's")
+            if error is not None:
+                errors.append((index, error))
+                continue
+            self.rows[index] = image
+            done.append(index)
+            labels.append(label.numpy())  # numpy, not torch: sent by value, not in /dev/shm
+        return done, np.array(labels, np.float32).reshape(-1, *self.label_shape), errors
+
+
+_decoder = None  # a decoding process's _Decoder
+
+
+def _start_decoding(decoder: _Decoder, parent: int):
+    global _decoder
+    _decoder = decoder
+    torch.set_num_threads(1)  # one core per process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C ends the build in the main process
+
+    def end_with_the_parent():  # a builder killed (kill -9) leaves no process running on
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=end_with_the_parent, daemon=True).start()
+
+
+def _decode_chunk(indices: range):
+    return _decoder(indices)
+
+
+@contextmanager
+def _decoding(decoder: _Decoder, count: int, workers: int, chunk: int):
+    """The results of ``decoder`` over ``count`` items in chunks of ``chunk``, in order, by
+    ``workers`` processes (0: in this one). Processes that cannot start (a full /dev/shm, too
+    many processes) are said in one line and the items decoded here; one that dies (the OOM
+    killer) is one line saying what to pass."""
+    chunks = [range(start, min(start + chunk, count)) for start in range(0, count, chunk)]
+    workers, pool = min(workers, len(chunks)), None
+    if workers:
+        try:
+            pool = ProcessPoolExecutor(workers, initializer=_start_decoding,
+                                       initargs=(decoder, os.getpid()))
+            results = pool.map(_decode_chunk, chunks)  # starts the processes
+        except OSError as error:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            pool = None
+            warnings.warn(f"cannot start {workers} decoding processes ({error}); decoding in "
+                          f"this process (--num-workers 0 says so)", stacklevel=1)
+    if pool is None:
+        yield map(decoder, chunks)
+        return
+    try:
+        yield results
+    except BrokenProcessPool:
+        raise DataError(f"a decoding process died (killed: out of memory, or a crash in the "
+                        f"image decoder); rerun with fewer decoding processes than {workers} "
+                        f"(num_workers / --num-workers; 0 decodes in this process)") from None
+    finally:  # also at Ctrl-C or an unreadable image: no more chunks are started
+        pool.shutdown(cancel_futures=True)
+
+
 def _decode_into(partial: Path, dataset, workers: int, batch_size: int, on_error: str,
                  name: str):
     """Decode ``dataset`` into the uint8 file ``partial``; return (shape, labels, skipped)."""
-    loader = torch.utils.data.DataLoader(_DecodeOrReport(dataset), batch_size=batch_size,
-                                         num_workers=workers, collate_fn=_collate_reports)
-    images, labels, skipped, count = None, [], [], 0
-    with tqdm(total=len(dataset), desc=f"caching {name}", unit="img") as bar:
-        for batch in _worker_deaths_said(loader, workers):
-            for index, error in batch["errors"]:
-                if on_error == "stop":
-                    raise DataError(f"{error} (item {index}); to build the cache without "
-                                    f"unreadable images pass on_error='skip' "
-                                    f"(--on-error skip)")
+    def stop_or_skip(index, error):
+        if on_error == "stop":
+            raise DataError(f"{error} (item {index}); to build the cache without unreadable "
+                            f"images pass on_error='skip' (--on-error skip)")
+
+    first, first_error = None, "empty dataset"  # the first readable item fixes the shape of
+    for index in range(len(dataset)):            # the file, reserved before decoding
+        image, label, error = _decoded(dataset, index)
+        if error is None:
+            first = image, label
+            break
+        stop_or_skip(index, error)
+        first_error = first_error if index else error
+    if first is None:
+        raise DataError(f"none of the {len(dataset)} images could be read (first error: "
+                        f"{first_error})")
+    shape, label_shape = [len(dataset), *first[0].shape], list(first[1].shape)
+    _reserve(partial, math.prod(shape))
+    labels = np.zeros((len(dataset), *label_shape), np.float32)
+    decoded = np.zeros(len(dataset), bool)
+    skipped = []
+    decoder = _Decoder(dataset, partial, shape, label_shape)
+    with tqdm(total=len(dataset), desc=f"caching {name}", unit="img") as bar, \
+            _decoding(decoder, len(dataset), workers, batch_size) as results:
+        for done, chunk_labels, errors in results:
+            for index, error in errors:
+                stop_or_skip(index, error)
                 skipped.append({"index": index, "error": error})
                 bar.write(f"skipping unreadable image: {error}")
-            if batch["images"] is not None:
-                if images is None:  # the first readable image fixes the shape
-                    image_shape = list(batch["images"].shape[1:])
-                    _reserve(partial, len(dataset) * math.prod(image_shape))
-                    images = torch.from_file(str(partial), shared=True,
-                                             size=len(dataset) * math.prod(image_shape),
-                                             dtype=torch.uint8).view(-1, *image_shape)
-                images[count:count + len(batch["images"])] = batch["images"]
-                count += len(batch["images"])
-                labels.append(batch["labels"])
-            bar.update(len(batch["indices"]) + len(batch["errors"]))
-    if images is None:
-        raise DataError(f"none of the {len(dataset)} images could be read (first error: "
-                        f"{skipped[0]['error'] if skipped else 'empty dataset'})")
-    del images  # unmap before truncating the unused tail left by skipped images
-    os.truncate(partial, count * math.prod(image_shape))
-    return [count, *image_shape], torch.cat(labels), skipped
+            labels[done], decoded[done] = chunk_labels, True
+            bar.update(len(done) + len(errors))
+    del decoder  # its map of the file
+    kept = np.flatnonzero(decoded)
+    if skipped:  # close the gaps the skipped items left, in place, in order
+        images = _map_images(partial, shape, shared=True)
+        for start in range(0, len(kept), 1024):
+            rows = torch.from_numpy(kept[start:start + 1024])
+            images[start:start + len(rows)] = images[rows]
+        del images  # unmap before truncating the unused tail
+        os.truncate(partial, len(kept) * math.prod(shape[1:]))
+    with open(partial, "rb") as file:  # on disk before the record says the cache is whole
+        os.fsync(file.fileno())
+    return [len(kept), *shape[1:]], torch.from_numpy(labels[kept]), skipped
 
 
 def as_attribute_images(dataset, attribute_names: Sequence[str] | None = None,
