@@ -225,6 +225,17 @@ def test_exploding_learning_rate_stops_training(tiny_faces, tmp_path):
         train(fresh_model(), train_data, test_data, run_config(lr=1e8), progress=False)
 
 
+def test_a_run_stopped_by_a_nan_closes_its_progress_bar(tiny_faces):
+    """A bar left open is drawn again when Python exits: a stray 'training gaussian: 25%' line
+    after the run's error (the error's traceback keeps the bar alive until then)."""
+    from tqdm.auto import tqdm
+    train_data, test_data = tiny_faces
+    with pytest.raises(NonFiniteLossError) as stopped:
+        train(fresh_model(), train_data, test_data, run_config(lr=1e8), progress=True)
+    assert stopped.value.__traceback__ is not None  # the bar's frames are still referenced
+    assert [bar.desc for bar in tqdm._instances if bar.desc.startswith("training")] == []
+
+
 def test_sigma_optimal_loss_is_finite_on_perfect_reconstructions_of_flat_images():
     for value in (0.0, 1.0):  # MSE exactly 0, also where sigmoid outputs saturate
         x = torch.full((4, 3, 16, 16), value)

@@ -186,16 +186,16 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
     loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
     steps_per_epoch = len(epoch_batches(len(train_data), config.batch_size, config.seed, 0,
                                         rank, world_size))
-    bar = tqdm(total=config.epochs * steps_per_epoch,
-               initial=position.epoch * steps_per_epoch + position.step,
-               desc=f"training {run_name(model.config)}", disable=not progress or rank > 0,
-               unit="step")
-    run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
-               checkpoint_path, on_batch, bar, _sync_interval(optimizer), data, test)
-    model.train()
-    while position.epoch < config.epochs:
-        _train_epoch(run, position)
-    bar.close()
+    # closed on every exit: a bar an error leaves open is drawn again when Python exits
+    with tqdm(total=config.epochs * steps_per_epoch,
+              initial=position.epoch * steps_per_epoch + position.step,
+              desc=f"training {run_name(model.config)}", disable=not progress or rank > 0,
+              unit="step") as bar:
+        run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
+                   checkpoint_path, on_batch, bar, _sync_interval(optimizer), data, test)
+        model.train()
+        while position.epoch < config.epochs:
+            _train_epoch(run, position)
     return position.history
 
 
