@@ -37,15 +37,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     ensure_writable_folder(path.parent)
-    if path.exists():  # a hard link: the good file gets a second name, nothing is copied
-        # owner-named (host, pid), so a run killed here has its leftover removed next time
-        previous_tmp = temporary_beside(path.with_name(path.name + ".prev"))
-        previous_tmp.unlink()
-        os.link(path, previous_tmp)
-        try:
-            os.replace(previous_tmp, path.with_name(path.name + ".prev"))
-        finally:  # also when .prev already is path (a save interrupted after this rotation):
-            previous_tmp.unlink(missing_ok=True)  # rename between two links of a file is a no-op
+    _keep_previous(path)
     try:
         return atomic_write(path, lambda file: torch.save(state, file))
     except (OSError, RuntimeError) as error:  # a full disk, a file-size limit (torch: RuntimeError)
@@ -53,6 +45,26 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
         raise CheckpointError(f"could not write checkpoint {path} ({error}); {kept}; free disk "
                               f"space (or raise the file-size limit) and rerun to resume"
                               ) from error
+
+
+def _keep_previous(path: Path) -> None:
+    """Give the checkpoint at ``path``, if any, the second name ``path.prev`` (a hard link:
+    nothing is copied). Saves of other processes may replace ``path`` meanwhile: each name
+    always holds some whole checkpoint."""
+    previous = path.with_name(path.name + ".prev")
+    while path.exists():
+        # owner-named (host, pid), so a run killed here has its leftover removed next time
+        previous_tmp = temporary_beside(previous)
+        previous_tmp.unlink()
+        try:
+            os.link(path, previous_tmp)
+        except FileNotFoundError:  # another save replaced path after the kernel found it: the
+            continue               # replaced file cannot be linked; rotate the new one instead
+        try:
+            os.replace(previous_tmp, previous)
+        finally:  # also when .prev already is path (a save interrupted after this rotation):
+            previous_tmp.unlink(missing_ok=True)  # rename between two links of a file is a no-op
+        return
 
 
 def ensure_writable_folder(folder: str | os.PathLike) -> Path:
