@@ -4,8 +4,10 @@ Each check gives one line that names the value, says what was wrong and what to 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from numbers import Integral
+from pathlib import Path
 
 import torch
 
@@ -69,3 +71,34 @@ def resolve_device(device) -> torch.device:
         raise ConfigError(f"device {device!r} asked for but CUDA is not available; use 'cpu' or "
                           f"'auto'")
     return resolved
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes this process may still allocate on ``device``: CUDA's free memory; on a CPU the
+    kernel's MemAvailable, less where a cgroup (a container's limit) allows less. None where
+    unknown (then nothing is refused)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.M)[1]) * 1024
+    except (OSError, TypeError):  # no /proc (macOS)
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        return available if limit == "max" else min(available, int(limit) - used)
+    except (OSError, ValueError):  # no cgroup v2 limit
+        return available
+
+
+def training_memory_floor(image_size: int, batch_size: int, base_channels: int,
+                          parameters: int) -> int:
+    """Bytes a training step needs at the least when its backward starts (from the second step
+    on): three float32 per parameter (the weight, Adam's two moments) and per image of the batch
+    the activations backward keeps, two bytes each (bf16, the smallest): the image, one tensor
+    per encoder convolution, the same shapes in the decoder, its output. A lower bound, so a size
+    it refuses cannot fit."""
+    convs = sum(base_channels * 2**i * (image_size // 2**(i + 1))**2
+                for i in range(NUM_DOWNSAMPLINGS))
+    return 3 * 4 * parameters + 2 * batch_size * 2 * (3 * image_size**2 + convs)

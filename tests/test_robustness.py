@@ -1,6 +1,8 @@
 """Long runs that survive bad luck and bad input: corrupt checkpoints, NaNs, unwritable folders,
 broken data. Each case is provoked and must end in one clear line saying what to do."""
 
+import re
+
 import pytest
 import torch
 
@@ -361,6 +363,75 @@ def test_command_line_nan_loss_and_negative_workers_are_one_line(fake_celeba, tm
                                          r">= 0, got -1"):
         main(small + ["--dataset", "celeba", "--data-dir", str(root), "--num-workers", "-1",
                       "--out-dir", str(tmp_path / "b")])
+
+
+def test_command_line_image_size_beyond_memory_is_one_line_before_allocating(tmp_path):
+    """--image-size 4096 was an out-of-memory traceback (under the limit set here, which keeps
+    the unfixed code from taking the machine's memory: an allocation refused)."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def at_most_8_gb():
+        resource.setrlimit(resource.RLIMIT_DATA, (8 * 2**30, 8 * 2**30))
+
+    with open(tmp_path / "err", "w+") as err:
+        run = subprocess.Popen([sys.executable, "-m", "cvae_tutorial.training", "--image-size",
+                                "4096", "--device", "cpu", "--out-dir", str(tmp_path / "run")],
+                               stdout=subprocess.DEVNULL, stderr=err, preexec_fn=at_most_8_gb)
+        _, status, usage = os.wait4(run.pid, 0)
+        run.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        said = err.read()
+    assert run.returncode == 1 and "Traceback" not in said, said[-3000:]
+    assert re.fullmatch(r"error: --image-size 4096 needs at "
+                        r"least \d+\.\d GB of memory on cpu \(weights and Adam's state, the "
+                        r"activations of a batch of 128, the embedded images\) but \d+\.\d GB "
+                        r"are available; pass --image-size \d+ or less", said.splitlines()[-1])
+    assert usage.ru_maxrss * 1024 < 2e9  # nothing big was allocated
+
+
+def test_the_largest_image_size_that_fits_is_suggested(monkeypatch, tmp_path):
+    from cvae_tutorial.training import cli
+    monkeypatch.setattr(cli, "available_memory", lambda device: 8 * 10**9)
+    args = ["--image-size", "4096", "--device", "cpu", "--out-dir", str(tmp_path), "--dataset",
+            "folder", "--data-dir", str(tmp_path), "--batch-size", "64"]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(args)
+    said = str(stopped.value)
+    need, fits = re.search(r"needs at least (\S+) GB .* pass --image-size (\d+) or less",
+                           said).groups()
+    assert float(need) > 8
+    parsed = cli._parse_args(args)[1]
+    assert cli._memory_shortfall(parsed, torch.device("cpu"), int(fits)) is None
+    assert cli._memory_shortfall(parsed, torch.device("cpu"), 2 * int(fits)) is not None
+    assert not list(tmp_path.iterdir())  # refused before the data or the run folder
+
+
+def test_the_memory_floor_is_below_what_training_really_takes(tmp_path):
+    """The floor only refuses what cannot fit: a real run's peak memory is above it."""
+    import subprocess
+    import sys
+    script = (
+        "import resource, torch\n"
+        "torch.set_num_threads(1)\n"
+        "from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, embedded_faces, train\n"
+        "from cvae_tutorial.config import training_memory_floor\n"
+        "data, test = embedded_faces('train', 128, num_images=128), "
+        "embedded_faces('test', 128, num_images=8)\n"
+        "model = CVAE(CVAEConfig(model='sigma', image_size=128, latent_dim=32))\n"
+        "weights = sum(p.numel() for p in model.parameters())\n"
+        "before = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
+        "train(model, data, test, TrainConfig(epochs=1, batch_size=64, device='cpu', "
+        "sigma_images=8, eval_batch_size=8, prefetch=False), progress=False)\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(peak - before, training_memory_floor(128, 64, 32, weights) - 4 * weights)\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rise, floor_less_weights = map(int, run.stdout.split())  # the weights were there before
+    assert rise > floor_less_weights > 0
 
 
 FILE_SIZE_LIMIT = """

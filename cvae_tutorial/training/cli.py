@@ -3,14 +3,17 @@ under ``torchrun --nproc_per_node=N -m cvae_tutorial.training ...`` (chapter 5).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
+import torch
 import torch.distributed as dist
 
 from ..checkpoints import CheckpointError, checkpoint_path
-from ..config import ConfigError
+from ..config import ConfigError, available_memory, resolve_device, training_memory_floor
 from ..cvae import CVAE, LIKELIHOODS, MODEL_NAMES, CVAEConfig, model_axes, run_name
 from ..data import DataError, load_dataset
+from ..data.faces import EMBEDDED_SPLIT_SIZES
 from .distributed import distributed_world, init_distributed
 from .loop import FAST_OPTION_CHOICES, NonFiniteLossError, TrainConfig, train
 
@@ -72,6 +75,52 @@ def _parse_args(argv):
     return parser, parser.parse_args(argv)
 
 
+def _model_config(args, num_attributes: int, image_size: int) -> CVAEConfig:
+    return CVAEConfig(model=args.model, image_size=image_size, num_attributes=num_attributes,
+                      latent_dim=args.latent_dim, base_channels=args.base_channels,
+                      encoder_sees_labels={"paper": None, "x": False, "xy": True}[args.encoder])
+
+
+def _memory_shortfall(args, device: torch.device, image_size: int) -> tuple | None:
+    """(bytes needed, bytes available, where) if training at ``image_size`` cannot fit in memory,
+    else None. The need is a lower bound (:func:`config.training_memory_floor`, one attribute
+    where they are not named yet), so a size that fits is never refused."""
+    with torch.device("meta"):  # the shapes of the weights only: nothing is allocated
+        model = CVAE(_model_config(args, len(args.attributes) if args.attributes else 1,
+                                   image_size))
+    step = training_memory_floor(image_size, args.batch_size, args.base_channels,
+                                 sum(weight.numel() for weight in model.parameters()))
+    # the embedded images are rendered into memory; the others are memory-mapped from disk
+    trained_on = min(args.num_images or math.inf, EMBEDDED_SPLIT_SIZES["train"])
+    images = 3 * image_size**2 * (trained_on + EMBEDDED_SPLIT_SIZES["test"]) \
+        if args.dataset == "embedded" else 0
+    cpu = torch.device("cpu")
+    needs = [(device, step + images)] if device.type == "cpu" else [(device, step), (cpu, images)]
+    for where, need in needs:
+        available = available_memory(where)
+        if available is not None and need > available:
+            return need, available, where
+    return None
+
+
+def _check_memory(args, device: torch.device) -> None:
+    """An --image-size (or --batch-size) too large for this machine is one line, said before
+    anything big is allocated (it was an out-of-memory traceback), with the size that fits."""
+    short = _memory_shortfall(args, device, args.image_size)
+    if short is None:
+        return
+    need, available, where = short
+    sizes = [16 * 2**k for k in range(12) if 16 * 2**k < args.image_size]
+    fits = next((size for size in reversed(sizes)
+                 if _memory_shortfall(args, device, size) is None), None)
+    fix = f"pass --image-size {fits} or less" if fits else "pass a smaller --batch-size"
+    held = ", the embedded images" if args.dataset == "embedded" else ""
+    raise ConfigError(f"--image-size {args.image_size} needs at least {need / 1e9:.1f} GB of "
+                      f"memory on {where} (weights and Adam's state, the activations of a batch "
+                      f"of {args.batch_size}{held}) but {available / 1e9:.1f} GB are available; "
+                      f"{fix}")
+
+
 def main(argv=None) -> list:
     """Train one model from the command line; return its history."""
     parser, args = _parse_args(sys.argv[1:] if argv is None else argv)
@@ -89,6 +138,7 @@ def main(argv=None) -> list:
         parser.error(str(error))
     rank, world_size = distributed_world()
     try:
+        _check_memory(args, resolve_device(config.device))
         def load(split, count):
             return load_dataset(args.dataset, split, args.image_size, args.data_dir,
                                 args.attributes, count, num_workers=args.num_workers,
@@ -98,11 +148,7 @@ def main(argv=None) -> list:
         train_data, test_data = load("train", args.num_images), load("test", None)
         if world_size > 1 and rank == 0:
             dist.barrier()
-        model_config = CVAEConfig(model=args.model, image_size=args.image_size,
-                                  num_attributes=train_data.num_attributes,
-                                  latent_dim=args.latent_dim, base_channels=args.base_channels,
-                                  encoder_sees_labels={"paper": None, "x": False,
-                                                       "xy": True}[args.encoder])
+        model_config = _model_config(args, train_data.num_attributes, args.image_size)
         model = CVAE(model_config)  # train() initialises it from --seed
         # the run's name says what the encoder sees: sigma (the paper's) or sigma_qxy
         path = checkpoint_path(args.out_dir, run_name(model_config))
