@@ -43,9 +43,10 @@ PACKAGE = Path(__file__).resolve().parent
 PROVENANCE = "provenance.json"
 TRAINED_BY = "trained_by.json"
 # the modules whose code decides the numbers: all but the benchmarks, plotting, the chapters'
-# exercise checks, the chapters' claims (which only check numbers already computed) and this
-# file (which only schedules and records)
-NOT_DIGESTED = ("benchmarks", "plotting.py", "exercises.py", "claims.py", "study.py")
+# demonstrations (demos: toys and tables that show an idea, no number of the study), their
+# exercise checks, their claims (which only check numbers already computed) and this file
+# (which only schedules and records)
+NOT_DIGESTED = ("benchmarks", "plotting.py", "demos", "exercises.py", "claims.py", "study.py")
 
 
 def code_digest(package: Path = PACKAGE) -> str:

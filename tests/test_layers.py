@@ -14,7 +14,8 @@ LAYERS = {"config": 0, "files": 0, "signals": 0, "claims": 0, "parameters": 1,
           "data": 1, "nets": 1, "flows": 1, "losses": 1,
           "cvae": 2, "checkpoints": 3,
           "training": 4, "evaluation": 4,
-          "editing": 5, "study": 5, "exercises": 5, "benchmarks": 5, "plotting": 5}
+          "editing": 5, "study": 5, "exercises": 5, "benchmarks": 5, "plotting": 5,
+          "demos": 5}
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,14 @@
+"""The chapters' demonstrations: code that shows an idea on a toy, a table or a trained model
+and decides no number of the study, so the study's code digest leaves it out (``NOT_DIGESTED``
+in :mod:`cvae_tutorial.study`). One module per job, each named for it:
+
+- :mod:`.models_table`: the table of the prior ladder's runs (chapter 4);
+- :mod:`.density_grid`: a 2-D grid to evaluate, integrate and contour a density on;
+- :mod:`.toy_priors`: the four priors of the ladder fitted to 2-D codes (chapter 4);
+- :mod:`.kl_sign`: training steps with the paper's KL sign or the correct one (chapter 4);
+- :mod:`.samplers`: the flow prior's two samplers compared in latent space and by the attribute
+  classifier, and decoded for chosen attribute sets (chapter 4);
+- :mod:`.latent_control`: the shuffled-label control of latent Fréchet distances (chapter 6).
+
+Figures are drawn by :mod:`cvae_tutorial.plotting` from what these functions return.
+"""
