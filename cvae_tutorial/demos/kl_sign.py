@@ -23,9 +23,8 @@ def train_steps(config: CVAEConfig, data: AttributeImages, paper_kl: Callable, p
                 steps: int, lr: float, batch_size: int, seed: int) -> list:
     """``steps`` Adam steps of a fresh model (``CVAE(config).initialize(seed)``) on the ELBO,
     its KL term the package's (correct) estimate ``kl`` or, with ``paper_sign``, the paper's,
-    ``paper_kl(model, z, y, kl)``. Returns one
-    (paper's KL estimate, correct KL estimate, MSE) row per step, batch means before the step;
-    stops at a non-finite loss, saying so."""
+    ``paper_kl(model, z, y, kl)``. Returns one (paper's KL estimate, correct KL estimate, MSE)
+    row per step, batch means before the step; stops at a non-finite loss, saying so."""
     model = CVAE(config).initialize(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     batches = torch.Generator().manual_seed(seed)  # the batches and the noise, both runs alike
