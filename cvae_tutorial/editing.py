@@ -1,21 +1,16 @@
-"""Using a trained conditional VAE (chapter 7): edit the attributes of real images, interpolate
-between two images in latent space, and measure what an edit did.
+"""Using a trained conditional VAE (chapter 7): edit the attributes of real images and
+interpolate between two images in latent space. These are model operations; what an edit did is
+measured in :mod:`cvae_tutorial.evaluation.edits`.
 
 An edit encodes an image with its own labels, z = μ_q(x, y), and decodes the same z with edited
-labels y′: the conditional VAE's "analogy" use (Kingma et al. 2014, Sohn et al. 2015). The
-measurements use the attribute classifier of chapter 6 on 8-bit images, as every metric of the
-book does, and come with standard errors over images.
+labels y′: the conditional VAE's "analogy" use (Kingma et al. 2014, Sohn et al. 2015).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .cvae import check_labels
-from .data import to_float, to_uint8
-from .evaluation.uncertainty import mean_and_error, rate_and_error
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,8 +68,17 @@ def edit(model, x: Tensor, y: Tensor, y_new: Tensor, through_prior: bool = False
     """
     _check_edit_labels(y, y_new)
     mu_q, _ = model.encode(x, y)
-    y_new = y_new.to(mu_q.dtype)
-    z = transport_latents(model, mu_q, y.to(mu_q.dtype), y_new) if through_prior else mu_q
+    return edit_codes(model, mu_q, y, y_new, through_prior)
+
+
+@torch.no_grad()
+def edit_codes(model, z: Tensor, y: Tensor, y_new: Tensor, through_prior: bool = False) -> Tensor:
+    """The decoding half of :func:`edit`: decode(z′, y′) for posterior codes z = μ_q(x, y) of
+    images with labels y, so that many edits of one image set encode it once."""
+    _check_edit_labels(y, y_new)
+    y_new = y_new.to(z.dtype)
+    if through_prior:
+        z = transport_latents(model, z, y.to(z.dtype), y_new)
     return model.decode(z, y_new)
 
 
@@ -114,85 +118,3 @@ def interpolate(model, x_a: Tensor, y_a: Tensor, x_b: Tensor, y_b: Tensor, steps
     if space == "u":
         path, _ = model.flow.inverse(path, model.flow_context(labels))
     return model.decode(path, labels), labels, t[:, 0]
-
-
-# ----------------------------------------------------------------------------------------------
-# What the attribute classifier sees
-# ----------------------------------------------------------------------------------------------
-@torch.no_grad()
-def classifier_logits(classifier, images: Tensor, batch_size: int = 256) -> Tensor:
-    """The classifier's attribute logits [N, A] (on CPU) for uint8 images [N, 3, H, W]."""
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8:
-        raise TypeError(f"images must be uint8 (quantised as image files), got "
-                        f"{getattr(images, 'dtype', type(images).__name__)}; use to_uint8")
-    device = next(classifier.parameters()).device
-    return torch.cat([classifier(to_float(images[start:start + batch_size].to(device))).cpu()
-                      for start in range(0, len(images), batch_size)])
-
-
-# ----------------------------------------------------------------------------------------------
-# Measuring an edit
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class EditOutcome:
-    """Per-image results of one attribute edit over a set of test images.
-
-    ``success``: the classifier sees the edited value y′[a] on the edited image. ``preserved``:
-    the fraction of the other attributes on which the classifier decides the same for the edit
-    as for the reconstruction. ``pixel_distance``: RMS pixel difference (in [0, 1] units) between
-    the edit and the original image; ``reconstruction_distance``: the same for the
-    reconstruction, the floor an edit cannot go below on average. ``added``: y′[a] = 1.
-    """
-
-    attribute: str
-    success: Tensor
-    preserved: Tensor
-    pixel_distance: Tensor
-    reconstruction_distance: Tensor
-    added: Tensor
-
-    def summary(self) -> dict:
-        """Success rate, mean preservation and mean distances, each with its s.e. over images."""
-        return {"attribute": self.attribute, "images": len(self.success),
-                "success": rate_and_error(self.success),
-                "preserved": mean_and_error(self.preserved),
-                "pixel_distance": mean_and_error(self.pixel_distance),
-                "reconstruction_distance": mean_and_error(self.reconstruction_distance)}
-
-
-def _rms(a: Tensor, b: Tensor) -> Tensor:
-    return (to_float(a) - to_float(b)).pow(2).flatten(1).mean(1).sqrt()
-
-
-@torch.no_grad()
-def measure_edit(model, classifier, images: Tensor, labels: Tensor, index: int,
-                 value: float | None = None, through_prior: bool = False,
-                 batch_size: int = 256, attribute: str = "") -> EditOutcome:
-    """Edit attribute ``index`` of every uint8 image (set to ``value``, or flipped when None) and
-    measure the edit on the 8-bit result, as real images are measured."""
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8:
-        raise TypeError(f"images must be uint8 test images, got "
-                        f"{getattr(images, 'dtype', type(images).__name__)}")
-    if len(images) != len(labels) or len(images) == 0:
-        raise ValueError(f"need as many label rows as images (at least one), got {len(images)} "
-                         f"images and {len(labels)} label rows")
-    check_labels(labels, "labels")
-    device = next(model.parameters()).device
-    new_labels = edited_labels(labels, index, value)
-    reconstructions, edits = [], []
-    for start in range(0, len(images), batch_size):
-        x = to_float(images[start:start + batch_size].to(device))
-        y = labels[start:start + batch_size].to(device)
-        y_new = new_labels[start:start + batch_size].to(device)
-        reconstructions.append(to_uint8(model.reconstruct(x, y)).cpu())
-        edits.append(to_uint8(edit(model, x, y, y_new, through_prior)).cpu())
-    reconstructions, edits = torch.cat(reconstructions), torch.cat(edits)
-    seen_edit = classifier_logits(classifier, edits, batch_size) > 0
-    seen_reconstruction = classifier_logits(classifier, reconstructions, batch_size) > 0
-    target = new_labels[:, index].cpu() > 0.5
-    others = torch.ones(labels.shape[1], dtype=torch.bool)
-    others[index] = False
-    same = (seen_edit == seen_reconstruction)[:, others].double()
-    preserved = same.mean(1) if others.any() else torch.ones(len(images), dtype=torch.float64)
-    return EditOutcome(attribute, seen_edit[:, index] == target, preserved,
-                       _rms(edits, images), _rms(reconstructions, images), target)

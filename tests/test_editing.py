@@ -1,15 +1,14 @@
-"""Chapter 7's tools: attribute edits, latent interpolation, edit metrics and their uncertainty."""
+"""Chapter 7's model operations: attribute edits and latent interpolation (their measurement:
+test_edits.py)."""
 import pytest
 import torch
-from torch import nn
 
 from cvae_tutorial import CVAE, MODEL_NAMES, CVAEConfig
 from cvae_tutorial.data import to_float, to_uint8
-from cvae_tutorial.editing import (edit, edited_labels, interpolate, measure_edit,
+from cvae_tutorial.editing import (edit, edit_codes, edited_labels, interpolate,
                                    transport_latents)
-from cvae_tutorial.evaluation import AttributeClassifier, ClassifierConfig, attribute_accuracy
+from cvae_tutorial.evaluation import AttributeClassifier, ClassifierConfig
 from cvae_tutorial.evaluation.draws import base_noise, sample_images
-from cvae_tutorial.evaluation.uncertainty import mean_and_error, rate_and_error
 from test_flows import randomised
 
 SIZE, ATTRIBUTES, LATENT = 16, 3, 4
@@ -74,6 +73,19 @@ def test_an_edit_keeps_the_posterior_code_and_decodes_it_with_the_new_labels(nam
     assert (edited - model.reconstruct(x, labels)).abs().max() > 1e-4  # the labels matter
 
 
+@pytest.mark.parametrize("through_prior", [False, True])
+def test_an_edit_of_codes_is_the_edit_of_the_images_they_encode(through_prior):
+    model = small_model("sigma_flow")
+    images, labels = batch()
+    x = to_float(images).double()
+    new = edited_labels(labels, 2)
+    mu, _ = model.encode(x, labels)
+    torch.testing.assert_close(edit_codes(model, mu, labels, new, through_prior),
+                               edit(model, x, labels, new, through_prior), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="^edited labels y_new .*must be in"):
+        edit_codes(model, mu, labels, 2 * new)
+
+
 def test_the_flow_prior_edit_through_the_prior_moves_the_code():
     model = small_model("sigma_flow")
     images, labels = batch()
@@ -135,114 +147,6 @@ def test_edited_labels_of_another_shape_are_a_clear_error():
         edit(model, to_float(images).double(), labels, labels[:, :2])
 
 
-# ----------------------------------------------------------------------------------------------
-# measure_edit
-# ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["sigma", "sigma_flow"])
-@pytest.mark.parametrize("index", [0, 2])
-def test_a_no_op_edit_succeeds_as_often_as_the_classifier_is_right_on_reconstructions(name,
-                                                                                      index):
-    model = small_model(name).float()
-    images, labels = batch(40)
-    labels = labels.float()
-    labels[:, index] = 1.0  # setting it to 1 is a no-op
-    # the classifier reads quantised images: split its decisions on what it will see
-    classifier = small_classifier(split=to_float(to_uint8(model.reconstruct(to_float(images),
-                                                                            labels))))
-    outcome = measure_edit(model, classifier, images, labels, index, value=1, batch_size=16)
-    reconstructions = to_uint8(model.reconstruct(to_float(images), labels))
-    accuracy = attribute_accuracy(classifier, reconstructions, labels)[index].item()
-    assert 0 < accuracy < 1  # a non-trivial case: the rate could come out wrong
-    assert rate_and_error(outcome.success)[0] == pytest.approx(accuracy, abs=1e-6)
-    assert torch.equal(outcome.preserved, torch.ones(40, dtype=torch.float64))
-    torch.testing.assert_close(outcome.pixel_distance, outcome.reconstruction_distance)
-    assert outcome.added.all()
-
-
-def test_a_decoder_blind_to_the_labels_fails_every_edit_it_was_right_about():
-    model = small_model("sigma").float()
-    with torch.no_grad():
-        model.decoder.head[0].weight[:, LATENT:] = 0  # the decoder ignores y
-    images, labels = batch(40, seed=1)
-    labels = labels.float()
-    classifier = small_classifier(split=model.reconstruct(to_float(images), labels))
-    outcome = measure_edit(model, classifier, images, labels, 1)  # flip attribute 1
-    reconstructions = to_uint8(model.reconstruct(to_float(images), labels))
-    accuracy = attribute_accuracy(classifier, reconstructions, labels)[1].item()
-    assert 0 < accuracy < 1
-    # the edit is the reconstruction, so it shows the new value exactly where it showed the old
-    # one wrongly
-    assert rate_and_error(outcome.success)[0] == pytest.approx(1 - accuracy, abs=1e-6)
-    assert torch.equal(outcome.preserved, torch.ones(40, dtype=torch.float64))
-    assert torch.equal(outcome.added, labels[:, 1] == 0)
-
-
-def test_an_edit_that_changes_the_image_is_measured_against_the_original():
-    model, classifier = small_model("sigma").float(), small_classifier()
-    images, labels = batch(16, seed=2)
-    labels = labels.float()
-    outcome = measure_edit(model, classifier, images, labels, 0)
-    edited = to_uint8(edit(model, to_float(images), labels, edited_labels(labels, 0)))
-    expected = (to_float(edited) - to_float(images)).pow(2).flatten(1).mean(1).sqrt()
-    torch.testing.assert_close(outcome.pixel_distance, expected.double(), check_dtype=False)
-    assert (outcome.pixel_distance - outcome.reconstruction_distance).abs().max() > 1e-4
-    summary = outcome.summary()
-    assert summary["images"] == 16
-    assert summary["pixel_distance"] == pytest.approx(mean_and_error(outcome.pixel_distance))
-
-
-class Painter(nn.Module):
-    """A fake model that paints its labels: channel c is bright where y[:, c] (read by
-    ``ChannelMeans``), whatever the code; with ``leak``, channel 1 also shows y[:, 0]."""
-
-    has_flow_prior = False
-
-    def __init__(self, leak=False):
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(()))
-        self.leak = leak
-
-    def encode(self, x, y):
-        return x.new_zeros(len(x), 1), x.new_zeros(len(x), 1)
-
-    def decode(self, z, y):
-        shown = y.clone()
-        if self.leak:
-            shown[:, 1] = torch.maximum(y[:, 1], y[:, 0])
-        return shown[:, :, None, None].expand(-1, -1, 4, 4) * self.scale
-
-    def reconstruct(self, x, y):
-        return self.decode(self.encode(x, y)[0], y)
-
-
-class ChannelMeans(nn.Module):
-    """A fake classifier: attribute c is 'on' when channel c's mean is above one half."""
-
-    def __init__(self):
-        super().__init__()
-        self.offset = nn.Parameter(torch.tensor(0.5))
-
-    def forward(self, x):
-        return x.mean((2, 3)) - self.offset
-
-
-def images_showing(on):
-    """uint8 images whose channel c is bright exactly where on[:, c]."""
-    return (on.bool()[:, :, None, None].expand(-1, -1, 4, 4) * 255).to(torch.uint8)
-
-
-@pytest.mark.parametrize("leak, preserved", [(False, 1.0), (True, 0.5)])
-def test_preservation_counts_only_the_other_attributes_of_a_real_edit(leak, preserved):
-    labels = torch.zeros(8, 3)
-    labels[4:, 2] = 1
-    images = images_showing(labels)
-    outcome = measure_edit(Painter(leak), ChannelMeans(), images, labels, 0, value=1)
-    assert outcome.success.all() and outcome.added.all()  # attribute 0 appeared: a real edit
-    # of the two other attributes none changed, or (leak) attribute 1 changed with it; counting
-    # the edited one too would give 2/3 or 1/3
-    assert torch.equal(outcome.preserved, torch.full((8,), preserved, dtype=torch.float64))
-
-
 BAD_LABELS = [(2.0, r"must be in \[0, 1\]"), (float("nan"), "contain NaN"),
               (-1.0, r"CelebA's raw -1/1 labels use \(labels > 0\)")]
 
@@ -263,15 +167,6 @@ def test_edits_refuse_labels_outside_zero_one_as_sampling_does(bad, message):
             edit(model, x, labels, wrong, through_prior)
     with pytest.raises(ValueError, match="^labels y_b .*" + message):
         interpolate(model, x[0], labels[0], x[1], wrong[1])
-    with pytest.raises(ValueError, match="^labels (?=must|contain).*" + message):  # its argument
-        measure_edit(model, small_classifier().double(), images, wrong, 0)
-
-
-def test_measure_edit_wants_uint8_images():
-    model, classifier = small_model("sigma").float(), small_classifier()
-    images, labels = batch(4)
-    with pytest.raises(TypeError, match="uint8"):
-        measure_edit(model, classifier, to_float(images), labels.float(), 0)
 
 
 # ----------------------------------------------------------------------------------------------

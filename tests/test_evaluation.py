@@ -15,6 +15,8 @@ from cvae_tutorial.evaluation import (PAPER_FID, ClassifierConfig, attribute_acc
                                       bits_per_dim, evaluate_checkpoint, evaluate_run,
                                       importance_weighted_bound, log_importance_weights,
                                       train_attribute_classifier)
+from cvae_tutorial.evaluation.classifier import (AttributeClassifier, classifier_logits,
+                                                 predict_attributes)
 from cvae_tutorial.evaluation.frechet import (FrechetDistanceError, frechet_distance,
                                           frechet_distance_from_statistics)
 from cvae_tutorial.evaluation.likelihood import dequantize
@@ -212,6 +214,23 @@ def test_attribute_classifier_config_errors(faces32):
         ClassifierConfig(epochs="3")
     with pytest.raises(ConfigError, match="at 64px"):
         train_attribute_classifier(faces32[0], ClassifierConfig(image_size=64))
+
+
+def test_classifier_logits_are_the_classifiers_reading_of_the_uint8_images_in_any_batches():
+    torch.manual_seed(0)
+    classifier = AttributeClassifier(ClassifierConfig(image_size=16, num_attributes=3,
+                                                      channels=8, feature_dim=16)).eval()
+    images = torch.randint(0, 256, (10, 3, 16, 16), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = classifier(images.float() / 255)  # pixels in [0, 1], every image once
+    logits = classifier_logits(classifier, images, batch_size=4)
+    torch.testing.assert_close(logits, expected)
+    assert torch.equal(predict_attributes(classifier, images, batch_size=3),
+                       (logits > 0).float())
+    assert 0 < predict_attributes(classifier, images).mean() < 1  # not a constant reading
+    with pytest.raises(TypeError, match="uint8"):
+        classifier_logits(classifier, images.float() / 255)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ LAYERS = {"config": 0, "files": 0, "signals": 0, "claims": 0, "parameters": 1,
           "version": 0,
           "data": 1, "nets": 1, "flows": 1, "losses": 1,
           "cvae": 2, "checkpoints": 3,
+          # editing's model operations sit below evaluation, which measures the edits
+          "editing": 3,
           "training": 4, "evaluation": 4,
-          "editing": 5, "study": 5, "exercises": 5, "benchmarks": 5, "plotting": 5,
+          "study": 5, "exercises": 5, "benchmarks": 5, "plotting": 5,
           "demos": 5}
 
 

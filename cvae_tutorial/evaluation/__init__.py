@@ -1,16 +1,18 @@
-"""The evaluation layer (chapter 6): ``likelihood`` (ELBO, IW bound, bits/dim), ``classifier``
-(the attribute classifier), ``inception`` (the FID network and its weights), ``frechet``
-(Fréchet distance, its N-curve, KID), ``judge`` (one reading per image set), ``draws`` (one
-draw per model), ``conditioning`` (balanced accuracy, joint distance), ``latents`` (prior hole,
-active units), ``neighbours`` (k-NN coverage, precision and recall), ``metrics`` (the columns
-of a results row), ``protocol`` (the protocol card and reference features), ``uncertainty``
-(mean ± s.e., t intervals, verdicts paired by seed) and ``report`` (a run's results table)."""
+"""The evaluation layer (chapter 6): ``likelihood`` (ELBO, IW bound, bits/dim), ``classifier`` (the
+attribute classifier), ``inception`` (the FID network and its weights), ``frechet`` (Fréchet
+distance, its N-curve, KID), ``judge`` (one reading per image set), ``draws`` (one draw per
+model), ``conditioning`` (balanced accuracy, joint distance), ``latents`` (prior hole, active
+units), ``edits`` (what an attribute edit did, chapter 7), ``neighbours`` (k-NN coverage,
+precision and recall), ``metrics`` (the columns of a results row), ``protocol`` (the protocol
+card and reference features), ``uncertainty`` (mean ± s.e., t intervals, verdicts paired by
+seed) and ``report`` (a run's results table)."""
 from .classifier import (AttributeClassifier, ClassifierConfig, attribute_accuracy,
-                         train_attribute_classifier)
+                         classifier_logits, predict_attributes, train_attribute_classifier)
 from .conditioning import (balanced_accuracy, balanced_accuracy_terms,
                            balanced_attribute_accuracy, joint_frechet_distance,
                            named_attribute_agreement, real_joint_statistics)
 from .draws import Draws, base_noise, draw, sample_images
+from .edits import EditOutcome, measure_edit, measure_edits
 from .frechet import (curve_sizes, feature_statistics, frechet_curve, frechet_distance,
                       frechet_distance_from_statistics, kernel_distance)
 from .inception import load_fid_inception
@@ -27,16 +29,17 @@ from .uncertainty import (format_estimate, mean_and_error, paired_difference, pa
                           paired_power, paired_sentence, rate_and_error, summarize,
                           summary_markdown, values_by_seed, verdict)
 
-__all__ = ["active_units", "AttributeClassifier", "attribute_accuracy", "balanced_accuracy",
-           "balanced_accuracy_terms", "balanced_attribute_accuracy", "base_noise",
-           "bits_per_dim", "ClassifierConfig", "COLUMNS", "coverage", "curve_sizes",
-           "dataset_log_weights", "draw", "Draws", "evaluate_checkpoint", "evaluate_model",
-           "evaluate_run", "feature_statistics", "floor_line", "format_estimate",
+__all__ = ["active_units", "attribute_accuracy", "AttributeClassifier", "balanced_accuracy",
+           "balanced_accuracy_terms", "balanced_attribute_accuracy", "base_noise", "bits_per_dim",
+           "classifier_logits", "ClassifierConfig", "COLUMNS", "coverage", "curve_sizes",
+           "dataset_log_weights", "draw", "Draws", "EditOutcome", "evaluate_checkpoint",
+           "evaluate_model", "evaluate_run", "feature_statistics", "floor_line", "format_estimate",
            "frechet_curve", "frechet_distance", "frechet_distance_from_statistics",
-           "importance_weighted_bound", "Judge", "joint_frechet_distance", "kernel_distance",
+           "importance_weighted_bound", "joint_frechet_distance", "Judge", "kernel_distance",
            "knn_radii", "likelihood_summary", "load_fid_inception", "log_importance_weights",
-           "mean_and_error", "METRICS", "named_attribute_agreement", "paired_difference",
-           "paired_order", "paired_power", "paired_sentence", "PAPER_FID", "precision_recall",
+           "mean_and_error", "measure_edit", "measure_edits", "METRICS",
+           "named_attribute_agreement", "paired_difference", "paired_order", "paired_power",
+           "paired_sentence", "PAPER_FID", "precision_recall", "predict_attributes",
            "prepare_evaluation", "prior_hole", "ProtocolCard", "rate_and_error",
            "real_joint_statistics", "results_markdown", "sample_images", "summarize",
            "summary_markdown", "summary_table", "train_attribute_classifier", "values_by_seed",

@@ -122,15 +122,21 @@ def train_attribute_classifier(train_data: AttributeImages, config: ClassifierCo
 
 
 @torch.no_grad()
+def classifier_logits(classifier: AttributeClassifier, images: Tensor,
+                      batch_size: int = 256) -> Tensor:
+    """The classifier's attribute logits [N, A] (on the CPU) for uint8 images [N, 3, H, W]."""
+    if not isinstance(images, Tensor) or images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 (quantised as image files), got "
+                        f"{getattr(images, 'dtype', type(images).__name__)}; use to_uint8")
+    device = next(classifier.parameters()).device
+    return torch.cat([classifier(to_float(images[start:start + batch_size].to(device))).cpu()
+                      for start in range(0, len(images), batch_size)])
+
+
 def predict_attributes(classifier: AttributeClassifier, images: Tensor,
                        batch_size: int = 256) -> Tensor:
     """The classifier's 0/1 reading [N, A] of uint8 images (logit > 0)."""
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8:
-        raise TypeError(f"images must be uint8 (quantised), got "
-                        f"{getattr(images, 'dtype', type(images).__name__)}; use to_uint8")
-    device = next(classifier.parameters()).device
-    return torch.cat([(classifier(to_float(images[start:start + batch_size].to(device))) > 0)
-                      .float().cpu() for start in range(0, len(images), batch_size)])
+    return (classifier_logits(classifier, images, batch_size) > 0).float()
 
 
 def attribute_accuracy(classifier: AttributeClassifier, images: Tensor, labels: Tensor,
