@@ -62,13 +62,12 @@ def download_celeba(root: str | os.PathLike) -> Path:
 
 def read_celeba_annotations(root: str | os.PathLike, split: str = "train"):
     """File names, {0,1} labels [N, 40] and attribute names of one official split."""
-    if split not in CELEBA_SPLITS and split != "all":
-        raise DataError(f"unknown split {split!r}; use one of {sorted(CELEBA_SPLITS)} or 'all'")
+    if split not in CELEBA_SPLITS:
+        raise DataError(f"unknown split {split!r}; use one of {sorted(CELEBA_SPLITS)}")
     folder = celeba_folder(root)
     labels, names = _read_attribute_file(folder / "list_attr_celeba.txt")
     partition = _read_partition_file(folder / "list_eval_partition.txt")
-    wanted = set(CELEBA_SPLITS.values()) if split == "all" else {CELEBA_SPLITS[split]}
-    files = sorted(name for name, part in partition.items() if part in wanted)
+    files = sorted(name for name, part in partition.items() if part == CELEBA_SPLITS[split])
     missing_labels = [name for name in files if name not in labels]
     if missing_labels:
         raise DataError(f"{len(missing_labels)} images of list_eval_partition.txt have no row in "
