@@ -2,10 +2,11 @@
 
 Writes a CelebA-sized folder in torchvision's layout (by default 202,599 generated 178x218 JPEGs,
 CelebA's 40 attribute names, the official split of 162,770 / 19,867 / 19,962), then runs chapter
-5's code path on it: the cache build (``load_dataset("celeba", ...)``), the three models trained
-with checkpoints (``train``), and their evaluation (``evaluate_run``), and prints the time of
-each phase. It checks a machine before CelebA is downloaded: the times are those of the real
-dataset (the pictures are generated faces, so the metrics mean nothing).
+5's code path on it: the cache build (``load_dataset("celeba", ...)``), the models trained with
+checkpoints (``train``; the paper's three unless ``--models``), and their evaluation
+(``evaluate_run``), and prints the time of each phase. It checks a machine before CelebA is
+downloaded: the times are those of the real dataset (the pictures are generated faces, so the
+metrics mean nothing).
 
 A folder written before (same image count) is reused; delete it to time the writing again.
 """
