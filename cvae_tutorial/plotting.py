@@ -182,3 +182,41 @@ def plot_attribute_accuracy(accuracies: dict, attribute_names, title: str = ""):
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+# Chapter 2: the σ-VAE
+
+def plot_curves(x, curves: dict, title: str, xlabel: str, ylabel: str, styles: dict = None,
+                log_y: bool = False, figsize=(6.5, 4)):
+    """One line per named curve ({label: values at x}); ``styles`` gives a format string to
+    some of them ("k:"), ``log_y`` a logarithmic y-axis."""
+    styles = styles or {}
+    fig, ax = plt.subplots(figsize=figsize)
+    for label, values in curves.items():
+        ax.plot(x, values, styles.get(label, "-"), label=label)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_nll_over_sigma(sigmas, scans: dict):
+    """The Gaussian NLL of a reconstruction against the decoder σ (log axis), one panel per
+    scan ({what: (NLL at each σ, σ*)}), with σ* and σ = 1 marked; the y-axis spans the curve
+    from its minimum to its value at the largest σ."""
+    fig, axes = plt.subplots(1, len(scans), figsize=(10, 4), squeeze=False)
+    for ax, (what, (nll, star)) in zip(axes[0], scans.items()):
+        ax.plot(sigmas, nll, label="−log N(x; x̂, σ²I)")
+        ax.axvline(star, color="C1", linestyle="--", label=f"σ* = √MSE = {star:.4f}")
+        ax.axvline(1.0, color="C3", linestyle=":", label="σ = 1 (the gaussian model)")
+        ax.set_xscale("log")
+        span = (nll[-1] - nll.min()).item()
+        ax.set_ylim(nll.min().item() - 0.1 * span, nll[-1].item() + 0.2 * span)
+        ax.set(title=f"Gaussian NLL over σ, {what}", xlabel="decoder σ",
+               ylabel="NLL (nats per image)")
+        ax.legend(fontsize=9)
+    fig.suptitle("The NLL of a σ-CVAE reconstruction is minimised at σ*² = MSE")
+    fig.tight_layout()
+    return fig

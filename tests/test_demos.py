@@ -361,3 +361,19 @@ def test_control_table_has_a_line_per_model_and_measure():
     assert lines[3].split() == ["(latent,", "labels)", "pairs", "0.200", "0.500", "+0.300",
                                 "0.100"]
     assert controls["a model"]["(latent, labels) pairs"].sees_conditioning
+
+
+# --- sharpness ---------------------------------------------------------------------------------
+
+def test_laplacian_energy_is_zero_on_smooth_images_and_sixteen_on_a_checkerboard():
+    from cvae_tutorial.demos.sharpness import laplacian_energy
+
+    ramp = torch.linspace(0, 1, 8).expand(2, 3, 8, 8).contiguous()  # linear: no curvature
+    assert laplacian_energy(ramp) == pytest.approx(0, abs=1e-10)
+    assert laplacian_energy(torch.full((1, 3, 8, 8), 0.7)) == 0
+    rows, columns = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    checker = ((rows + columns) % 2).float().expand(1, 3, 8, 8).contiguous()
+    assert laplacian_energy(checker) == pytest.approx(16.0)  # ±4 at every pixel
+    one_channel = checker.clone()
+    one_channel[:, 1:] = 0  # each channel filtered on its own
+    assert laplacian_energy(one_channel) == pytest.approx(16.0 / 3)

@@ -123,3 +123,36 @@ def test_plot_attribute_accuracy_groups_a_bar_per_set_and_zooms_on_the_differenc
     assert 0.6 <= ax.get_ylim()[0] <= 0.68 and ax.get_ylim()[1] == pytest.approx(1.005)
     heights = [patch.get_height() for patch in ax.patches]
     assert heights[3:] == pytest.approx([0.85, 0.9, 0.7])
+
+
+# Chapter 2's figures
+
+def test_plot_curves_draws_each_curve_with_its_style_and_scale():
+    from cvae_tutorial.plotting import plot_curves
+
+    x = torch.linspace(0.1, 1, 10)
+    curves = {"a": x, "b": x ** 2, "c": x ** 3}
+    fig = plot_curves(x, curves, "t", "x", "y", styles={"a": "k:"}, log_y=True)
+    opaque_and_in_the_column(fig)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "c"]
+    assert ax.lines[0].get_linestyle() == ":" and ax.lines[0].get_color() == "k"
+    assert ax.lines[1].get_linestyle() == "-" and ax.get_yscale() == "log"
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("t", "x", "y")
+    assert plot_curves(x, curves, "t", "x", "y").axes[0].get_yscale() == "linear"
+
+
+def test_plot_nll_over_sigma_marks_sigma_star_and_one_and_spans_the_curve():
+    from cvae_tutorial.plotting import plot_nll_over_sigma
+
+    sigmas = torch.logspace(-2, 0.5, 50)
+    nll = (torch.log(sigmas) + 0.01 / sigmas ** 2) * 100  # its minimum at σ = 0.1·√2
+    fig = plot_nll_over_sigma(sigmas, {"one": (nll, 0.1414), "two": (nll * 2, 0.1414)})
+    opaque_and_in_the_column(fig)
+    for ax, scale in zip(fig.axes, (1, 2)):
+        assert ax.get_xscale() == "log"
+        marks = [line.get_xdata()[0] for line in ax.lines[1:]]
+        assert marks == [0.1414, 1.0]
+        low, high = ax.get_ylim()
+        assert low < scale * nll.min().item() and high > scale * nll[-1].item()
+    assert fig.axes[1].get_title() == "Gaussian NLL over σ, two"

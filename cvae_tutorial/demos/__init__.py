@@ -9,6 +9,7 @@ in :mod:`cvae_tutorial.study`). One module per job, each named for it:
 - :mod:`.samplers`: the flow prior's two samplers compared in latent space and by the attribute
   classifier, and decoded for chosen attribute sets (chapter 4);
 - :mod:`.latent_control`: the shuffled-label control of latent Fréchet distances (chapter 6).
+- :mod:`.sharpness`: the Laplacian energy of images, how sharp they are (chapter 2).
 
 Figures are drawn by :mod:`cvae_tutorial.plotting` from what these functions return.
 """
