@@ -5,6 +5,7 @@ import torch
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, train
 from cvae_tutorial.config import ConfigError
 from cvae_tutorial.data.batches import epoch_batches, flip_mask, iterate_batches, load_batch
+from cvae_tutorial.training.step import prepare_step
 
 CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
                     base_channels=8, flow_hidden=16)
@@ -52,15 +53,59 @@ def test_prefetch_does_not_change_a_single_bit(faces16):
     assert strip(plain_history) == strip(fetched_history)
 
 
+def three_steps(data, **options):
+    """Three steps of the training step from the same weights, batches and noise: per step the
+    loss, the gradients and the weights after the optimizer's update."""
+    torch.manual_seed(0)
+    model = CVAE(CONFIG)
+    loss_fn, optimizer, resolved = prepare_step(
+        model, TrainConfig(device="cpu", **{**PLAIN, **options}), torch.device("cpu"))
+    steps = []
+    for step in range(3):
+        x, y = load_batch(data, torch.arange(32 * step, 32 * step + 32), torch.device("cpu"))
+        if resolved["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        torch.manual_seed(step)  # the same reparameterisation noise
+        terms = loss_fn(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        steps.append((terms["loss"].item(),
+                      {name: w.grad.clone() for name, w in model.named_parameters()},
+                      {name: w.detach().clone() for name, w in model.named_parameters()}))
+    return steps
+
+
+# Why steps, not the weights after two epochs (compared at rtol 1e-3, atol 1e-4 until the run
+# failed on encoder.convs.0.weight): channels_last sums the convolutions in another order, so its
+# gradients differ from the plain step's by rounding (about 1e-6 of their norm, measured), and
+# Adam divides each gradient element by its own running size: an element whose gradient is
+# rounding noise moves by up to ±lr either way. On this CPU, 16 steps grew the weights' gap from
+# 4e-7 to 1.5e-3 (13 times that tolerance); the plain step with its weights nudged by 1e-7
+# (a float32 rounding) leaves it 20 times behind after one step. Not a bug: no tolerance on the
+# weights of a training run holds. What holds is that each option computes the same step.
 @pytest.mark.parametrize("options", [dict(channels_last="on"), dict(adam="foreach"),
                                      dict(adam="fused")], ids=["channels_last", "foreach", "fused"])
-def test_float32_fast_options_match_the_plain_step(faces16, options):
-    plain, plain_history = run(faces16, **PLAIN)
-    fast, fast_history = run(faces16, **{**PLAIN, **options})
-    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
-        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4, msg=name)  # rounding order only
-    for row, fast_row in zip(plain_history, fast_history):
-        assert fast_row["train_loss"] == pytest.approx(row["train_loss"], rel=1e-4)
+def test_float32_fast_options_compute_the_plain_step(faces16, options):
+    plain, fast = three_steps(faces16[0], **PLAIN), three_steps(faces16[0], **options)
+    for (loss, grads, weights), (fast_loss, fast_grads, fast_weights) in zip(plain, fast):
+        assert fast_loss == pytest.approx(loss, rel=1e-5)
+        for name, grad in grads.items():  # summation order only: a tiny part of the norm
+            assert (fast_grads[name] - grad).norm() <= 1e-4 * grad.norm(), name
+        if "adam" in options:  # the same gradients, so the same update up to rounding
+            for name, weight in weights.items():
+                torch.testing.assert_close(fast_weights[name], weight, rtol=1e-5, atol=1e-6,
+                                           msg=name)
+
+
+@pytest.mark.parametrize("options", [dict(channels_last="on"), dict(adam="fused")],
+                         ids=["channels_last", "fused"])
+def test_float32_fast_options_train_to_the_same_loss(faces16, options):
+    # an epoch's mean loss averages over its steps: insensitive to the weights' rounding gaps
+    _, plain_history = run(faces16, epochs=1, **PLAIN)
+    _, fast_history = run(faces16, epochs=1, **{**PLAIN, **options})
+    assert fast_history[0]["train_loss"] == pytest.approx(plain_history[0]["train_loss"],
+                                                          rel=1e-4)
 
 
 def test_bf16_autocast_trains_close_to_float32(faces16):
