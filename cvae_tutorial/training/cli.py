@@ -63,9 +63,8 @@ def _parse_args(argv):
     parser.add_argument("--adam", choices=FAST_OPTION_CHOICES["adam"], default="auto")
     parser.add_argument("--compile", nargs="?", const="default", default="auto",
                         choices=FAST_OPTION_CHOICES["compile"],
-                        help="torch.compile the training step: 'default', 'reduce-overhead' (CUDA "
-                             "graphs) or 'off'; bare --compile is 'default' (auto: sigma_flow on "
-                             "CUDA)")
+                        help="torch.compile the training step: 'default' or 'off'; bare "
+                             "--compile is 'default' (auto: the flow priors on CUDA)")
     parser.add_argument("--no-prefetch", action="store_true")
     parser.add_argument("--num-workers", type=int, help="decoding processes for the image cache")
     parser.add_argument("--cache-dir", help="where the decoded-image cache goes (default: "

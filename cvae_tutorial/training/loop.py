@@ -36,7 +36,7 @@ from .step import can_skip_on_device, guarded_step, make_optimizer, prepare_step
 
 FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
                        "adam": ("auto", "fused", "foreach", "for-loop"),
-                       "compile": ("auto", "off", "default", "reduce-overhead")}
+                       "compile": ("auto", "off", "default")}
 MEAN_IMAGES = 4096  # evenly spaced training images whose mean colour the decoder starts at
 LOSS_READ_INTERVAL = 25  # read the losses back (a sync on a GPU) every this many steps, not every
 #                          step, where the optimizer can skip a non-finite step on the device
@@ -65,8 +65,7 @@ class TrainConfig:
     channels_last: str = "auto"   # "on" or "off": NHWC convolutions (auto: on for CUDA only)
     adam: str = "auto"            # "fused", "foreach" or "for-loop" (auto: fused on CUDA, else
     #                               foreach)
-    compile: str = "auto"         # torch.compile the loss: "off", "default", or "reduce-overhead"
-    #                               (CUDA graphs); True/False mean "default"/"off". Minutes of
+    compile: str = "auto"         # torch.compile the loss: "off" or "default". Minutes of
     #                               compiling, then a faster step (auto: see fast_options)
     pin_memory: bool = True       # page-locked batches, non-blocking host-to-GPU copies (CUDA)
     prefetch: bool = True         # gather the next batch in a background thread during the step
@@ -92,15 +91,13 @@ class TrainConfig:
 
     def fast_options(self, device: torch.device, model: str | None = None) -> dict:
         """The "auto" options resolved for ``device`` and the ``model`` (its name): autocast
-        dtype (or None), channels_last, the Adam implementation, the compile mode ("off",
-        "default", "reduce-overhead"), and whether batches are pinned.
+        dtype (or None), channels_last, the Adam implementation, the compile mode ("off" or
+        "default"), and whether batches are pinned.
 
-        On CUDA "auto" follows one H100's measurements at 64x64 (README, Performance), an option
-        on only where it measured faster: ``sigma_flow`` is compiled (mode "default": 1.86x its
-        plain step at batch 128, while eager bf16 gained 1.01x); bf16 autocast is on for the
-        convolutional models (1.6x at batch 128), and for ``sigma_flow`` only when compiled or
-        at batch >= 2048 (1.5x): eager at batch 512 it was slower (0.78x), each small Linear of
-        its flow paying a cast. "reduce-overhead" (CUDA graphs) is not measured yet: never auto.
+        On CUDA "auto" turns an option on only where one H100 measured it faster at 64x64 (the
+        README's Performance section gives the ratios): the flow priors are compiled; bf16
+        autocast is on for the convolutional models, and for a flow prior only when compiled or
+        at batch >= 2048 (eager, each small Linear of the flow pays a cast).
         """
         cuda = device.type == "cuda"
         # measured on sigma_flow; the other flow priors share its many small Linear layers
@@ -254,8 +251,7 @@ class _Run:
 
 class _EpochSums:
     """The running sums of the loss terms over an epoch; the terms of each step are kept on the
-    device (copied: a CUDA-graph step reuses its output buffers) and read back (a sync on a GPU)
-    every ``sync_interval`` steps."""
+    device and read back (a sync on a GPU) every ``sync_interval`` steps."""
 
     def __init__(self, run: _Run, epoch: int, running: dict | None):
         self.run, self.epoch, self.pending = run, epoch, []

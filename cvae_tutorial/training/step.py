@@ -86,13 +86,9 @@ def prepare_step(model: CVAE, config, device: torch.device,
             **no_buffer_sync)
     if options["compile"] != "off":
         module = torch.compile(module, mode=options["compile"])
-    # a CUDA-graph step replays into the same output buffers: each call starts a new step
-    new_graph_step = options["compile"] == "reduce-overhead" and device.type == "cuda"
     dtype = options["autocast"]
 
     def loss_fn(x: Tensor, y: Tensor) -> dict:
-        if new_graph_step:
-            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return module(x, y)
 
