@@ -69,12 +69,11 @@ def dataset_source(dataset) -> dict:
 
 @dataclass
 class CachedImages:
-    """A built cache: uint8 images [N, 3, H, W] (memory-mapped), labels [N, A], and the items
-    of the source dataset left out because they could not be read (``{"index", "error"}``)."""
+    """A built cache: uint8 images [N, 3, H, W] (memory-mapped) and labels [N, A] (the items
+    left out as unreadable are in its record, and were reported when it was opened)."""
 
     images: Tensor
     labels: Tensor
-    skipped: list
 
 
 def _cache_files(path: Path) -> dict:
@@ -140,7 +139,7 @@ def _open_cache(path: Path, source: dict, on_error: str) -> CachedImages | None:
     if skipped:
         warnings.warn(f"image cache {path} leaves out {len(skipped)} unreadable image(s), "
                       f"first: {skipped[0]['error']}", stacklevel=3)
-    return CachedImages(images, torch.from_numpy(meta["labels"]), skipped)
+    return CachedImages(images, torch.from_numpy(meta["labels"]))
 
 
 def build_image_cache(dataset, path: str | os.PathLike, num_workers: int | None = None,
