@@ -143,6 +143,23 @@ def test_importance_weighted_bound_is_above_elbo_on_a_cvae():
     assert abs(iw[0] - elbo) < 3 * log_w.std()  # K=1 is one draw of the ELBO
 
 
+def test_log_importance_weights_do_not_depend_on_how_many_codes_a_pass_holds():
+    # the draws come in chunks of max_batch codes; the networks' passes only split the work
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(model="sigma_flow", image_size=16, latent_dim=4, base_channels=8,
+                            flow_hidden=16)).eval().double()
+    x = dequantize(torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8),
+                   torch.Generator().manual_seed(0)).double()
+    y = torch.randint(0, 2, (6, 10)).double()
+    weights = [log_importance_weights(model, x, y, 9, torch.Generator().manual_seed(1),
+                                      max_batch=24, pass_size=size) for size in (512, 5, 1)]
+    torch.testing.assert_close(weights[1], weights[0], rtol=0, atol=1e-10)
+    torch.testing.assert_close(weights[2], weights[0], rtol=0, atol=1e-10)
+    assert weights[0].std(1).min() > 1e-3  # K different draws per image, not one repeated
+    with pytest.raises(ValueError, match="pass_size must be an int >= 1"):
+        log_importance_weights(model, x, y, 9, pass_size=0)
+
+
 def test_bits_per_dim_of_a_uniform_density_is_eight():
     # the uniform density on [0, 1]^P has NLL 0 nats; on 8-bit data that is exactly 8 bits/dim
     assert bits_per_dim(0.0, 3 * 32 * 32) == pytest.approx(8.0)

@@ -59,7 +59,7 @@ def _finite(model, images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def sample_images(model, labels: Tensor, noise: Tensor, batch_size: int = 100,
+def sample_images(model, labels: Tensor, noise: Tensor, batch_size: int = 256,
                   temperature: float = 1.0, paper_shortcut: bool = False) -> tuple:
     """(latents [N, D], uint8 samples [N, 3, H, W]) decoded from ``noise`` for ``labels``."""
     device = next(model.parameters()).device
@@ -74,7 +74,7 @@ def sample_images(model, labels: Tensor, noise: Tensor, batch_size: int = 100,
 
 
 @torch.no_grad()
-def posterior(model, images: Tensor, labels: Tensor, seed: int, batch_size: int = 100) -> tuple:
+def posterior(model, images: Tensor, labels: Tensor, seed: int, batch_size: int = 256) -> tuple:
     """(means, one draw z = μ + σ ε) of q(z|x, y) for uint8 ``images`` (ε from ``seed``)."""
     device = next(model.parameters()).device
     means, log_sigmas = [], []
@@ -96,7 +96,7 @@ def flipped(labels: Tensor, attribute: int) -> Tensor:
 
 @torch.no_grad()
 def draw(model, images: Tensor, labels: Tensor, flip_count: int, seed: int = 0,
-         batch_size: int = 100, progress: bool = False) -> Draws:
+         batch_size: int = 256, progress: bool = False) -> Draws:
     """Every tensor of :class:`Draws` for test ``images`` (uint8) and their ``labels``."""
     labels = labels.float().cpu()
     noise = base_noise(len(labels), model.config.latent_dim, seed)

@@ -29,7 +29,7 @@ class Judge:
     ``images_read`` counts the images each network has seen (the evaluation benchmark)."""
 
     def __init__(self, classifier: AttributeClassifier, features: nn.Module | None = None,
-                 batch_size: int = 100):
+                 batch_size: int = 256):
         self.classifier = classifier.eval()
         self.network = features
         self.batch_size = batch_size

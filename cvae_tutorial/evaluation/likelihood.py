@@ -16,13 +16,17 @@ from ..losses import gaussian_log_prob
 @torch.no_grad()
 def log_importance_weights(model, x: Tensor, y: Tensor, num_samples: int,
                            generator: torch.Generator | None = None,
-                           max_batch: int = 4096) -> Tensor:
+                           max_batch: int = 4096, pass_size: int = 512) -> Tensor:
     """log w_k = log p(x|z_k,y) + log p(z_k|y) − log q(z_k|x,y), z_k ~ q(z|x,y); shape [B, K].
 
     Uses the model's fixed decoder σ (``reconstruction_nll(..., fixed_sigma=True)``), so the
-    weights are those of one density, not of a σ refitted to each batch.
+    weights are those of one density, not of a σ refitted to each batch. The draws come in
+    chunks of about ``max_batch`` codes (the chunks fix the generator's stream, hence the
+    numbers); the networks see ``pass_size`` codes at a time (smaller passes run faster on a
+    CPU, and each code's weight does not depend on its neighbours).
     """
     check_int("num_samples (K)", num_samples, 1, ValueError)
+    check_int("pass_size", pass_size, 1, ValueError)
     mu_q, log_sigma_q = model.encode(x, y)
     per_chunk = max(1, min(num_samples, max_batch // max(1, len(x))))
     columns = []
@@ -33,10 +37,17 @@ def log_importance_weights(model, x: Tensor, y: Tensor, num_samples: int,
         z = mu + torch.exp(log_sigma) * eps
         x_k = x.repeat(k, *([1] * (x.ndim - 1)))
         y_k = y.repeat(k, 1)
-        log_px, _ = model.reconstruction_nll(x_k, model.decode(z, y_k), fixed_sigma=True)
-        log_w = -log_px + model.prior_log_prob(z, y_k) - gaussian_log_prob(z, mu, log_sigma)
+        log_w = torch.cat([_log_weights(model, x_k[i:i + pass_size], y_k[i:i + pass_size],
+                                        z[i:i + pass_size], mu[i:i + pass_size],
+                                        log_sigma[i:i + pass_size])
+                           for i in range(0, len(z), pass_size)])
         columns.append(log_w.view(k, len(x)).T)
     return torch.cat(columns, 1)
+
+
+def _log_weights(model, x: Tensor, y: Tensor, z: Tensor, mu: Tensor, log_sigma: Tensor):
+    log_px, _ = model.reconstruction_nll(x, model.decode(z, y), fixed_sigma=True)
+    return -log_px + model.prior_log_prob(z, y) - gaussian_log_prob(z, mu, log_sigma)
 
 
 def importance_weighted_bound(log_weights: Tensor, num_samples: int | None = None) -> Tensor:

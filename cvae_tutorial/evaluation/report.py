@@ -92,7 +92,7 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
                        dataset: str = "embedded", device="auto", feature_space: str = "auto",
                        inception_weights: str | os.PathLike | None = None,
                        num_samples: int = 1000, iw_samples: int = 100,
-                       likelihood_images: int = 256, batch_size: int = 100, seed: int = 0,
+                       likelihood_images: int = 256, batch_size: int = 256, seed: int = 0,
                        flip_samples: int = 256, kid_block: int = 100,
                        cache_dir: str | os.PathLike | None = None,
                        classifier: AttributeClassifier | None = None,
@@ -107,6 +107,8 @@ def prepare_evaluation(train_data: AttributeImages, test_data: AttributeImages, 
     compares it with ``num_samples`` other real images: ``floor_data`` (e.g. the validation
     split), else the next ``num_samples`` test images. ``flip_samples``: the flip test uses the
     first that many labels. ``kid_block``: KID's block size (its s.e. needs two blocks).
+    ``batch_size``: images per pass of a model and of the judge's networks (a CPU runs a few
+    large passes faster than many small ones; lower it when memory is short).
     """
     if feature_space not in ("auto", "inception", "attribute"):
         raise ConfigError(f"feature_space must be 'auto', 'inception' or 'attribute', got "
