@@ -7,7 +7,6 @@ a full disk never leaves a run without a whole checkpoint.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
@@ -17,7 +16,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from .cvae import CVAE, CVAEConfig
-from .files import atomic_write, temporary_beside
+from .files import atomic_write, lock_holder, temporary_beside
 
 CHECKPOINT_FORMAT = 1
 
@@ -161,35 +160,26 @@ def checkpoint_path(run_dir: str | os.PathLike, model_name: str) -> Path:
     return Path(run_dir) / model_name / "checkpoint.pt"
 
 
-def run_lock_files(checkpoint_path: str | os.PathLike) -> tuple:
-    """The lock a training holds on its checkpoint for the whole run (``checkpoint.pt.lock``) and
-    the note beside it that names the holder (``checkpoint.pt.lock.json``)."""
+def run_lock_path(checkpoint_path: str | os.PathLike) -> Path:
+    """The lock a training holds on its checkpoint for the whole run (``checkpoint.pt.lock``;
+    beside it ``checkpoint.pt.lock.json`` names the holder, ``files.holding``)."""
     path = Path(checkpoint_path)
-    return path.with_name(path.name + ".lock"), path.with_name(path.name + ".lock.json")
-
-
-def lock_holder_note(info: Path) -> str:
-    """Who the note ``info`` says holds a run lock: pid, host and since when."""
-    try:
-        held = json.loads(info.read_text())
-        return f"pid {held['pid']} on host {held['host']} since {held['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "an unknown process"
+    return path.with_name(path.name + ".lock")
 
 
 def training_holder(checkpoint_path: str | os.PathLike) -> str | None:
     """Who is training into ``checkpoint_path`` right now, or None when nobody is (the operating
     system frees the lock of a process that died, so a lock left by a killed run is no holder)."""
-    lock_file, info = run_lock_files(checkpoint_path)
+    lock_file = run_lock_path(checkpoint_path)
     if not lock_file.exists():
         return None
     lock = FileLock(str(lock_file))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return lock_holder_note(info)
+        return lock_holder(lock_file)[0]
     except OSError:  # a lock file this user cannot open: the note is all there is to go on
-        return lock_holder_note(info) if info.exists() else None
+        return lock_holder(lock_file)[0] if Path(f"{lock_file}.json").exists() else None
     lock.release()
     return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, run_lock_path
 from ..files import LockWaitTimeout, holding, lock_holder
 
 
@@ -23,8 +23,7 @@ def run_lock(checkpoint_path):
     """Hold ``checkpoint_path.lock`` while the block runs; beside it, ``.lock.json`` says who.
 
     Raises :class:`RunInUseError` naming the holder if another process holds it."""
-    path = Path(checkpoint_path)
-    lock_path = path.with_name(path.name + ".lock")
+    path, lock_path = Path(checkpoint_path), run_lock_path(checkpoint_path)
     with ExitStack() as held:
         try:
             held.enter_context(holding(lock_path, f"the run lock of {path}", timeout=0))
