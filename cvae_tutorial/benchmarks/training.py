@@ -35,7 +35,7 @@ from ..data.cache import default_num_workers
 from ..data.celeba import CELEBA_ATTRIBUTES, CelebAJPEGs, load_celeba
 from ..data.images import AttributeImages, to_float
 from ..training.loop import FAST_OPTION_CHOICES, TrainConfig
-from ..training.step import guarded_step, prepare_step
+from ..training.step import backward_and_step, prepare_step
 from .celeba_folder import write_celeba_folder
 
 FAST_OFF = dict(autocast="off", channels_last="off", adam="for-loop", prefetch=False,
@@ -143,9 +143,7 @@ class TrainingSetup:
 
     def step(self, x, y):
         terms = self.loss_fn(x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        guarded_step(self.optimizer, terms["loss"])  # as the training loop steps
+        backward_and_step(self.optimizer, terms["loss"])  # as the training loop steps
         return terms["loss"].detach()
 
     def seconds(self, steps: int, resident: bool = False) -> float:

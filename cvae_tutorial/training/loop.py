@@ -32,7 +32,7 @@ from .distributed import LOGGED_TERMS, distributed_world, reduce_running
 from .evaluate import evaluate_neg_elbo, training_set_mse
 from .resume import Position, save_run, start_or_resume
 from .run_lock import run_lock
-from .step import can_skip_on_device, guarded_step, make_optimizer, prepare_step
+from .step import backward_and_step, can_skip_on_device, make_optimizer, prepare_step
 
 FAST_OPTION_CHOICES = {"autocast": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
                        "adam": ("auto", "fused", "foreach", "for-loop"),
@@ -306,9 +306,7 @@ def _train_epoch(run: _Run, position: Position) -> None:
             run.on_batch(epoch, step, batches[step])
         terms = run.loss_fn(x, y)
         sums.add(step, terms)
-        run.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        sums.stepped(guarded_step(run.optimizer, terms["loss"]))
+        sums.stepped(backward_and_step(run.optimizer, terms["loss"]))
         run.bar.update()
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 \
                 and step + 1 < len(batches):

@@ -62,6 +62,14 @@ def guarded_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor | Non
     return None
 
 
+def backward_and_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor | None:
+    """One update from ``loss``: clear the gradients, backpropagate, :func:`guarded_step`
+    (returns its flag)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return guarded_step(optimizer, loss)
+
+
 def prepare_step(model: CVAE, config, device: torch.device,
                  optimizer: torch.optim.Optimizer | None = None):
     """Put ``model`` on ``device`` with the fast options; return ``(loss_fn, optimizer, options)``.
