@@ -174,10 +174,10 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
     model.to(device)
     optimizer = make_optimizer(model, config.lr,
                                config.fast_options(device, model.config.model)["adam"])
-    data, test = (train_data.fingerprint(), test_data.fingerprint()) \
+    train_fingerprint, test_fingerprint = (train_data.fingerprint(), test_data.fingerprint()) \
         if checkpoint_path is not None else (None, None)
     position = start_or_resume(model, optimizer, config, checkpoint_path, device, initialize,
-                               data, test)
+                               train_fingerprint, test_fingerprint)
     if initialize and not position.history and position.step == 0:  # a fresh run
         model.decoder.start_at(channel_means(train_data).to(device))
     loss_fn, optimizer, options = prepare_step(model, config, device, optimizer)
@@ -189,7 +189,8 @@ def _train(model, train_data, test_data, config, device, checkpoint_path, progre
               desc=f"training {run_name(model.config)}", disable=not progress or rank > 0,
               unit="step") as bar:
         run = _Run(model, train_data, test_data, config, device, loss_fn, optimizer, options,
-                   checkpoint_path, on_batch, bar, _sync_interval(optimizer), data, test)
+                   checkpoint_path, on_batch, bar, _sync_interval(optimizer), train_fingerprint,
+                   test_fingerprint)
         model.train()
         while position.epoch < config.epochs:
             _train_epoch(run, position)
@@ -241,12 +242,12 @@ class _Run:
     on_batch: Callable | None
     bar: tqdm
     sync_interval: int
-    data: dict | None  # the training data's fingerprint, saved with each checkpoint
+    train_fingerprint: dict | None  # the training data's, saved with each checkpoint
     test_fingerprint: dict | None  # and the test set's (its ELBOs fill the history)
 
     def save(self, position: Position) -> None:
         save_run(self.checkpoint_path, self.model, self.optimizer, self.config, position,
-                 self.device, self.data, self.test_fingerprint)
+                 self.device, self.train_fingerprint, self.test_fingerprint)
 
 
 class _EpochSums:
