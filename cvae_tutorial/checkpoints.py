@@ -107,19 +107,14 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
-def saved_config(state: dict, path="the checkpoint") -> CVAEConfig:
-    """The model configuration of a checkpoint. One written before ``decoder_means`` existed has
-    a sigmoid decoder, which this package no longer builds: a one-line error."""
-    if "decoder_means" not in state["model_config"]:
-        raise CheckpointError(f"{path} holds a model whose decoder ends in a sigmoid (written "
-                              f"before unbounded decoder means, chapter 2); retrain it in a new "
-                              f"out_dir")
+def saved_config(state: dict) -> CVAEConfig:
+    """The model configuration of a checkpoint."""
     return CVAEConfig(**state["model_config"])
 
 
 def check_checkpoint_matches(state: dict, config: CVAEConfig, path) -> None:
     """A checkpoint for another architecture is a clear error, not a state-dict shape dump."""
-    saved = saved_config(state, path).to_dict()
+    saved = saved_config(state).to_dict()
     wanted = config.to_dict()
     differences = [f"{key}: checkpoint {saved.get(key)!r} vs asked {value!r}"
                    for key, value in wanted.items() if saved.get(key) != value]
@@ -198,7 +193,7 @@ def load_model(path: str | os.PathLike, map_location="cpu",
     state = load_checkpoint(path, map_location)
     if expected is not None:
         check_checkpoint_matches(state, expected, path)
-    model = CVAE(saved_config(state, path))
+    model = CVAE(saved_config(state))
     model.load_state_dict(state["model"])
     return model.eval()
 

@@ -94,18 +94,12 @@ class CVAEConfig:
     # for the ``mse_kl`` recipe, whose encoder sees the labels.
     encoder_sees_labels: bool | None = None
     kl_weight: float = MSE_KL_WEIGHT  # ``mse_kl`` only: the weight of the KL beside the MSE
-    # The decoder's output: unbounded means ("identity", chapter 2), the only one built; a
-    # checkpoint saved before this field existed had sigmoid means and is refused on loading.
-    decoder_means: str = "identity"
 
     def __post_init__(self):
         if self.encoder_sees_labels is None:
             self.encoder_sees_labels = self.model not in PAPER_ENCODERS_WITHOUT_LABELS
         check_field_types(self)
         model_axes(self.model)
-        if self.decoder_means != "identity":
-            raise ConfigError(f"CVAEConfig.decoder_means must be 'identity' (unbounded means, "
-                              f"chapter 2), got {self.decoder_means!r}")
         check_image_size(self.image_size)
         for name in ("num_attributes", "latent_dim", "base_channels", "prior_channels",
                      "flow_layers", "flow_hidden"):

@@ -5,7 +5,7 @@ import torch
 
 from cvae_tutorial import CVAE, CVAEConfig, TrainConfig, load_model, train
 from cvae_tutorial.checkpoints import (CHECKPOINT_FORMAT, CheckpointError,
-                                       check_checkpoint_matches, load_checkpoint)
+                                       load_checkpoint)
 
 CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent_dim=4,
                     base_channels=8, flow_hidden=16)
@@ -80,18 +80,3 @@ def test_encoder_option_round_trips_through_a_checkpoint(tmp_path):
                                    model.encode(x, torch.ones(2, 3)))
 
 
-def test_a_checkpoint_of_the_sigmoid_decoder_is_refused_in_one_line(tmp_path):
-    """Checkpoints written before unbounded decoder means (no ``decoder_means`` in their config)
-    hold a sigmoid decoder whose weights would load silently into this one: refused."""
-    model = _sigma_model(sees_labels=True)
-    old_config = {k: v for k, v in model.config.to_dict().items() if k != "decoder_means"}
-    state = {"format": CHECKPOINT_FORMAT, "model_config": old_config, "model": model.state_dict()}
-    torch.save(state, tmp_path / "old.pt")
-    for load in (lambda: load_model(tmp_path / "old.pt"),
-                 lambda: check_checkpoint_matches(state, model.config, tmp_path / "old.pt")):
-        with pytest.raises(CheckpointError, match="old.pt holds a model whose decoder ends in a "
-                                                  "sigmoid") as error:
-            load()
-        assert "\n" not in str(error.value)
-    with pytest.raises(Exception, match="decoder_means must be 'identity'"):
-        CVAEConfig(decoder_means="sigmoid")
