@@ -153,7 +153,7 @@ def check_checkpoint(path, model: str | None = None, seed: int | None = None,
                        f"finish, or leave this checkpoint out")
     state = load_checkpoint(path)
     config = saved_config(state)
-    training = state.get("train_config", {})
+    training = state["train_config"]
     if model is not None and run_name(config) != model:
         raise RunError(f"{path} holds a {run_name(config)} model, not {model}: it was copied "
                        f"from another model's folder; put {model}'s own checkpoint there")
@@ -167,7 +167,7 @@ def check_checkpoint(path, model: str | None = None, seed: int | None = None,
     _check_finite(path, state["model"])
     return CheckedCheckpoint(path, run_name(config), training.get("seed"), config.to_dict(),
                              {key: training.get(key) for key in TRAINING_FIELDS},
-                             state.get("data"))
+                             state["data"])
 
 
 def _check_finished(path: Path, state: dict, training: dict) -> None:
@@ -188,15 +188,8 @@ def _check_data(path: Path, state: dict, config, data: AttributeImages) -> None:
     if config.image_size != data.image_size:
         raise RunError(f"{path} is a {config.image_size}px model but the data are "
                        f"{data.image_size}px; load the data at image_size={config.image_size}")
-    recorded = state.get("data")
+    recorded = state["data"]  # every checkpoint records it (training/resume.save_run)
     names = list(data.attribute_names)
-    if recorded is None:
-        if config.num_attributes != len(names):
-            raise RunError(f"{path} is a model of {config.num_attributes} attributes but the "
-                           f"data have {len(names)}; load the data it was trained on")
-        warnings.warn(f"{path} does not record its training data (it predates that); its "
-                      f"attribute order and data were not checked", RuntimeWarning, stacklevel=3)
-        return
     if recorded["attributes"] != names:
         raise RunError(f"{path} was trained with the attributes {recorded['attributes']}, but the "
                        f"data have {names}; load the data with attributes= in the model's order")
