@@ -12,7 +12,7 @@ from cvae_tutorial import CVAE, CVAEConfig, ConfigError, TrainConfig, checkpoint
 from cvae_tutorial.checkpoints import seed_dir
 from cvae_tutorial.cvae import run_config
 from cvae_tutorial.evaluation import (PAPER_FID, ClassifierConfig, attribute_accuracy,
-                                      bits_per_dim, evaluate_checkpoint, evaluate_run,
+                                      bits_per_dim, evaluate_run,
                                       importance_weighted_bound, log_importance_weights,
                                       train_attribute_classifier)
 from cvae_tutorial.evaluation.classifier import (AttributeClassifier, classifier_logits,
@@ -254,10 +254,8 @@ def test_classifier_logits_are_the_classifiers_reading_of_the_uint8_images_in_an
 # evaluate_run on tiny checkpoints
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from cvae_tutorial import embedded_faces
-    train_data = embedded_faces("train", 16, num_images=256)
-    test_data = embedded_faces("test", 16, num_images=64)
+def tiny_run(tmp_path_factory, faces16):
+    train_data, test_data = faces16
     run_dir = tmp_path_factory.mktemp("run")
     for name in ("gaussian", "sigma", "sigma_flow", "mse_kl", "sigma_qxy"):
         model = CVAE(run_config(name, image_size=16, latent_dim=4, base_channels=8,
@@ -311,8 +309,9 @@ def test_evaluate_run_writes_table_with_attribute_distance(tiny_run):
         assert math.isfinite(row["distance_inf"]) and math.isfinite(row["kid"])
         assert len(row["distance_curve"]) == len(row["curve_sizes"]) >= 2
     # the cached classifier and statistics give the same row again
-    row = evaluate_checkpoint(checkpoint_path(run_dir, "sigma_flow"), train_data, test_data,
-                              cache_dir=run_dir / "eval_cache", **options)
+    row, = evaluate_run(run_dir, train_data, test_data, models=["sigma_flow"],
+                        results_dir=run_dir / "again", cache_dir=run_dir / "eval_cache",
+                        **options)
     assert row["distance"] == pytest.approx(rows[2]["distance"])
     assert row["iw_nll_nats"] == pytest.approx(rows[2]["iw_nll_nats"])
     for key in ("flip_rate", "shuffled_joint_distance", "prior_hole", "balanced_accuracy"):

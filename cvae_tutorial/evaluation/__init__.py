@@ -23,7 +23,7 @@ from .latents import active_units, prior_hole
 from .metrics import COLUMNS, METRICS
 from .neighbours import coverage, knn_radii, precision_recall, within_label_precision_recall
 from .protocol import ProtocolCard
-from .report import (PAPER_FID, evaluate_checkpoint, evaluate_model, evaluate_run, floor_line,
+from .report import (PAPER_FID, evaluate_model, evaluate_run, floor_line,
                      prepare_evaluation, results_markdown, summary_table, write_results)
 from .uncertainty import (format_estimate, mean_and_error, paired_difference, paired_order,
                           paired_power, paired_sentence, rate_and_error, summarize,
@@ -32,7 +32,7 @@ from .uncertainty import (format_estimate, mean_and_error, paired_difference, pa
 __all__ = ["active_units", "attribute_accuracy", "AttributeClassifier", "balanced_accuracy",
            "balanced_accuracy_terms", "balanced_attribute_accuracy", "base_noise", "bits_per_dim",
            "classifier_logits", "ClassifierConfig", "COLUMNS", "coverage", "curve_sizes",
-           "dataset_log_weights", "draw", "Draws", "EditOutcome", "evaluate_checkpoint",
+           "dataset_log_weights", "draw", "Draws", "EditOutcome",
            "evaluate_model", "evaluate_run", "feature_statistics", "floor_line", "format_estimate",
            "frechet_curve", "frechet_distance", "frechet_distance_from_statistics",
            "importance_weighted_bound", "joint_frechet_distance", "Judge", "kernel_distance",

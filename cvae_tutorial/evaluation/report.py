@@ -33,7 +33,7 @@ from .metrics import COLUMNS, METRICS, floor_columns, read_draws
 from .protocol import (ProtocolCard, load_reference, preprocessing, reference_path,
                        save_reference)
 from .results import RESULTS_CSV, merge_results, read_results, write_results_files
-from .runs import check_checkpoint, check_run, locate_run, writable_results_folder
+from .runs import check_run, locate_run, writable_results_folder
 from .uncertainty import summarize, summary_markdown
 
 # The paper's Table 1 FIDs. Its NLL column (-4218 ... -6702) has no stated protocol (units,
@@ -219,18 +219,6 @@ def evaluate_model(model, evaluation: Evaluation, progress: bool = True) -> dict
         row.update(metric(model, draws, readings, ev))
     row.update(ev.floor_row)
     return row
-
-
-def evaluate_checkpoint(path: str | os.PathLike, train_data: AttributeImages,
-                        test_data: AttributeImages, *, evaluation: Evaluation | None = None,
-                        progress: bool = True, **options) -> dict:
-    """The results row of one checkpoint (checked first: trained to the end, on these data,
-    finite; :func:`runs.check_checkpoint`); ``options`` go to :func:`prepare_evaluation`."""
-    check_checkpoint(path, data=train_data)
-    model = load_model(path)
-    evaluation = evaluation or prepare_evaluation(train_data, test_data, progress=progress,
-                                                  **options)
-    return evaluate_model(model, evaluation, progress)
 
 
 def evaluate_run(run_dir: str | os.PathLike, train_data: AttributeImages,

@@ -51,16 +51,6 @@ def rate_and_error(outcomes) -> tuple:
     return p, math.sqrt(p * (1 - p) / outcomes.size)
 
 
-def t_interval(values, confidence: float = CONFIDENCE) -> tuple:
-    """(low, high): the Student-t interval for the mean of ``values`` (NaN for one value)."""
-    mean, error = mean_and_error(values)
-    count = _values(values).size
-    if count < 2:
-        return math.nan, math.nan
-    half = t_quantile(count - 1, confidence) * error
-    return mean - half, mean + half
-
-
 @dataclass(frozen=True)
 class Difference:
     """The paired difference a − b: its mean, standard error, degrees of freedom (pairs − 1),
