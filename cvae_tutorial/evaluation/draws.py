@@ -19,6 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..data.images import to_float, to_uint8
+from ..losses import reparameterise
 
 
 class NonFiniteSamplesError(FloatingPointError):
@@ -84,7 +85,7 @@ def posterior(model, images: Tensor, labels: Tensor, seed: int, batch_size: int 
         means.append(mu.cpu())
         log_sigmas.append(log_sigma.cpu())
     mu, log_sigma = torch.cat(means), torch.cat(log_sigmas)
-    return mu, mu + log_sigma.exp() * base_noise(len(mu), mu.shape[1], seed).to(mu)
+    return mu, reparameterise(mu, log_sigma, base_noise(len(mu), mu.shape[1], seed).to(mu))
 
 
 def flipped(labels: Tensor, attribute: int) -> Tensor:

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from ..config import check_int
 from ..data.images import AttributeImages
-from ..losses import gaussian_log_prob
+from ..losses import gaussian_log_prob, reparameterise
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def log_importance_weights(model, x: Tensor, y: Tensor, num_samples: int,
         k = min(per_chunk, num_samples - start)
         mu, log_sigma = mu_q.repeat(k, 1), log_sigma_q.repeat(k, 1)  # sample-major: [k*B, D]
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(log_sigma) * eps
+        z = reparameterise(mu, log_sigma, eps)
         x_k = x.repeat(k, *([1] * (x.ndim - 1)))
         y_k = y.repeat(k, 1)
         log_w = torch.cat([_log_weights(model, x_k[i:i + pass_size], y_k[i:i + pass_size],
