@@ -50,6 +50,13 @@ def faces32():
 
 
 @pytest.fixture(scope="session")
+def tiny_faces():
+    """128 training and 32 test faces at 16 px: the runs that are checked, not measured."""
+    from cvae_tutorial import embedded_faces
+    return embedded_faces("train", 16, num_images=128), embedded_faces("test", 16, num_images=32)
+
+
+@pytest.fixture(scope="session")
 def faces16():
     from cvae_tutorial import embedded_faces
     return embedded_faces("train", 16, num_images=256), embedded_faces("test", 16, num_images=64)

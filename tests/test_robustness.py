@@ -6,8 +6,8 @@ import re
 import pytest
 import torch
 
-from cvae_tutorial import (CVAE, CVAEConfig, ConfigError, TrainConfig, embedded_faces,
-                           load_dataset, load_model, train)
+from cvae_tutorial import (CVAE, CVAEConfig, ConfigError, TrainConfig, load_dataset,
+                           load_model, train)
 from cvae_tutorial.checkpoints import (CheckpointError, CorruptCheckpointError, load_checkpoint,
                                        save_checkpoint)
 from cvae_tutorial.data import CelebAJPEGs, DataError
@@ -23,11 +23,6 @@ CONFIG = CVAEConfig(model="sigma_flow", image_size=16, num_attributes=10, latent
 def run_config(**changes):
     settings = dict(epochs=2, batch_size=32, device="cpu", checkpoint_every=2)
     return TrainConfig(**{**settings, **changes})
-
-
-@pytest.fixture(scope="module")
-def tiny_faces():
-    return embedded_faces("train", 16, num_images=128), embedded_faces("test", 16, num_images=32)
 
 
 def fresh_model(config=CONFIG):

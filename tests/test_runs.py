@@ -41,8 +41,8 @@ def train_into(folder, name, data, seed, **changes):
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return embedded_faces("train", 16, num_images=128), embedded_faces("test", 16, num_images=32)
+def faces(tiny_faces):
+    return tiny_faces
 
 
 @pytest.fixture(scope="module")
