@@ -28,6 +28,8 @@ class Column:
 
 
 COLUMNS = {
+    # the likelihoods of dequantised test images, (x_int + u) / 256, averaged over K importance
+    # draws (likelihood.py); not the training history's test_neg_elbo (one draw of x / 255)
     "neg_elbo_nats": Column("−ELBO (nats)", ".1f", True),
     "iw_nll_nats": Column("IW-NLL (nats)", ".1f", True),
     "bits_per_dim": Column("bits/dim", ".3f", True),
