@@ -91,17 +91,28 @@ def _one_thread():
         os.environ[name] = "1"
 
 
-def execute_all(folder: Path, workers: int = 2) -> dict:
-    """{(notebook, 1 or 2): Run}: every notebook twice, in folder/first/<name> and
-    folder/second/<name>, the slowest first so that the two workers finish together."""
-    slowest_first = sorted(NOTEBOOKS, key=lambda n: -_RELATIVE_COST.get(Path(n).name, 1))
-    jobs = [(notebook, run) for notebook in slowest_first for run in (1, 2)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_one_thread) as pool:
-        futures = {job: pool.submit(_execute, job[0],
-                                    folder / ("first", "second")[job[1] - 1] /
-                                    Path(job[0]).name) for job in jobs}
-        return {job: future.result() for job, future in futures.items()}
+class ChapterRuns:
+    """Every notebook twice, in folder/first/<name> and folder/second/<name>, the slowest first
+    so that the workers finish together; started at once, in the background (the unit tests
+    run meanwhile), :meth:`results` waits for them: {(notebook, 1 or 2): Run}."""
+
+    def __init__(self, folder: Path, workers: int = 2):
+        slowest_first = sorted(NOTEBOOKS, key=lambda n: -_RELATIVE_COST.get(Path(n).name, 1))
+        self.started = time.perf_counter()
+        self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                        initializer=_one_thread)
+        self.futures = {(notebook, run): self.pool.submit(
+            _execute, notebook, folder / ("first", "second")[run - 1] / Path(notebook).name)
+            for notebook in slowest_first for run in (1, 2)}
+
+    def results(self) -> dict:
+        runs = {job: future.result() for job, future in self.futures.items()}
+        TIMES.setdefault("chapter runs (from the session's start, beside the unit tests)",
+                         time.perf_counter() - self.started)
+        return runs
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # seconds of one small run, measured: scheduling the long ones first

@@ -1,10 +1,11 @@
-"""Shared fixtures: small embedded datasets and a fake CelebA folder written on the fly."""
-import time
+"""Shared fixtures: small embedded datasets, a fake CelebA folder written on the fly, and the
+chapters' runs (started in the background when a selected test reads them)."""
+import shutil
 
 import pytest
 import torch
 
-from chapter_runs import TEST_BOOK, TIMES, build_test_book, execute_all
+from chapter_runs import TEST_BOOK, TIMES, ChapterRuns, build_test_book
 from cvae_tutorial.benchmarks.celeba_folder import write_celeba_folder
 
 torch.set_num_threads(2)
@@ -17,24 +18,39 @@ SLOW_MODULES = {"test_determinism.py", "test_chapter5_papermill.py", "test_strok
 SLOW_FIXTURES = {"built_book", "chapter_runs"}
 
 
+def _reads_the_chapter_runs(item) -> bool:
+    return bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.suffix == ".ipynb" or item.path.name in SLOW_MODULES or \
-                SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+                _reads_the_chapter_runs(item):
             item.add_marker(pytest.mark.slow)
+    # the tests that read the chapter runs go last, so the unit tests run while they execute
+    items.sort(key=_reads_the_chapter_runs)
+
+
+BACKGROUND = {}  # the session's ChapterRuns, when a selected test reads them
+
+
+def pytest_collection_finish(session):
+    if not session.config.option.collectonly and any(map(_reads_the_chapter_runs,
+                                                         session.items)):
+        shutil.rmtree(TEST_BOOK, ignore_errors=True)
+        BACKGROUND["runs"] = ChapterRuns(TEST_BOOK / "runs")
+
+
+def pytest_sessionfinish():
+    if "runs" in BACKGROUND:
+        BACKGROUND.pop("runs").stop()
 
 
 @pytest.fixture(scope="session")
 def chapter_runs():
     """Every notebook executed twice at a small size (tests/chapter_runs.py), once per session:
     {(notebook, 1 or 2): Run}; the runs stay in _build/test_book/runs for a person to open."""
-    import shutil
-
-    shutil.rmtree(TEST_BOOK, ignore_errors=True)
-    started = time.perf_counter()
-    runs = execute_all(TEST_BOOK / "runs")
-    TIMES["chapter runs"] = time.perf_counter() - started
-    return runs
+    return BACKGROUND["runs"].results()
 
 
 @pytest.fixture(scope="session")
