@@ -4,9 +4,11 @@ one function per kind of figure a chapter draws, returning the figure (the chapt
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
+import numpy as np
 import torch
 from torchvision.utils import make_grid
 
@@ -219,4 +221,232 @@ def plot_nll_over_sigma(sigmas, scans: dict):
         ax.legend(fontsize=9)
     fig.suptitle("The NLL of a σ-CVAE reconstruction is minimised at σ*² = MSE")
     fig.tight_layout()
+    return fig
+
+
+def _wrapped(text: str, width: int) -> str:
+    return textwrap.fill(text, width, break_long_words=False)
+
+
+def _bottom_legend(fig, ax, ncol: int, fontsize: int = 8, **kwargs):
+    """One legend for the figure (the entries of ``ax``), below its panels in a strip as high
+    as the legend, kept free by the layout: it covers no data and no axis label."""
+    legend = fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=ncol,
+                        fontsize=fontsize, frameon=False, **kwargs)
+    height = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
+    fig.tight_layout(rect=(0, height + 0.01, 1, 1))
+    return legend
+
+
+# Chapter 5: training the models
+
+def plot_sample_grid(samples: dict, title: str = "", nrow: int = 2):
+    """One small grid of images per (row, column) of ``samples`` ({row: {column: images}},
+    e.g. attribute sets × models): the column names once above the top row, the row names
+    once at the left, so that the faces take the space (10 in wide at most)."""
+    rows = list(samples)
+    columns = list(samples[rows[0]])
+    side = min(2.0, 9.0 / len(columns))  # inches a cell
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(side * len(columns) + 1.0, side * len(rows) + 1.0))
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            ax = axes[i, j]
+            show_images(samples[row][column], "", nrow=nrow, ax=ax)
+            if i == 0:
+                ax.set_title(_wrapped(column, 22), fontsize=9)
+            if j == 0:  # the axis back on, without its frame and ticks, for the row's name
+                ax.axis("on")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.spines[:].set_visible(False)
+                ax.set_ylabel(_wrapped(row.replace("_", " "), 16), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# Chapter 6: evaluating the models. Each draws what cvae_tutorial.demos.evaluation_report or
+# cvae_tutorial.study computed.
+
+def plot_distance_curves(sizes, curves: dict, distance_name: str,
+                         reference: str = "real vs real (the floor)"):
+    """A distance against 1/N ({label: curve with ``values`` at ``sizes``, and ``inf`` and
+    ``slope`` of its fit d² = inf + slope / N}), each with its fit dashed down to 1/N = 0 (N
+    = ∞); the ``reference`` curve grey; N itself on the top axis."""
+    sizes = np.asarray(sizes)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    x_fit = np.linspace(0, 1 / sizes[0], 20)
+    for label, curve in curves.items():
+        grey = dict(color="grey", marker="s") if label == reference else dict(marker="o")
+        line, = ax.plot(1 / sizes, curve.values, label=label, **grey)
+        ax.plot(x_fit, curve.inf + curve.slope * x_fit, linestyle="--",
+                color=line.get_color())
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("1 / N  (N: images per set; 0 = infinitely many)")
+    ax.set_ylabel(distance_name)
+    top = ax.secondary_xaxis("top", functions=(lambda v: v, lambda v: v))
+    top.set_xticks(1 / sizes, [str(n) for n in sizes])
+    top.set_xlabel("N")
+    ax.set_title(f"{distance_name} against the sample size, and its extrapolation to N = ∞",
+                 fontsize=11)
+    _bottom_legend(fig, ax, ncol=2)
+    return fig
+
+
+def plot_balanced_accuracy(values: dict, attribute_names, ceiling, title: str = ""):
+    """Grouped bars: per attribute, each model's balanced accuracy ({title: (means [A],
+    errors [A])}, ± 1 s.e. bars), the classifier's on real images as a black tick (the
+    ceiling) and a constant answer's 0.5 dotted."""
+    many = len(attribute_names) > 12  # CelebA's 40: upright names in a smaller font
+    fig, ax = plt.subplots(figsize=(10, 5.5 if many else 5))
+    width = 0.8 / len(values)
+    positions = np.arange(len(attribute_names))
+    for i, (label, (means, errors)) in enumerate(values.items()):
+        ax.bar(positions + (i - (len(values) - 1) / 2) * width, means, width, yerr=errors,
+               label=label, capsize=2)
+    ax.scatter(positions, ceiling, marker="_", s=150 if many else 400, color="black",
+               zorder=3, label="classifier on real test images (ceiling)")
+    ax.axhline(0.5, color="grey", linestyle=":", label="a constant answer (0.5)")
+    ax.set_xticks(positions, attribute_names, rotation=90 if many else 30,
+                  ha="center" if many else "right", fontsize=7 if many else 9)
+    ax.set_ylim(0.3, 1.02)
+    ax.set_xlabel("attribute")
+    ax.set_ylabel("balanced accuracy vs conditioning label")
+    ax.set_title(title, fontsize=11)
+    _bottom_legend(fig, ax, ncol=3)
+    return fig
+
+
+def plot_bound_curves(curves: dict):
+    """One panel per model ({title: curve with ``ks``, ``nll`` = −L_K at each K and
+    ``neg_elbo``}): the importance-weighted bound against K, the negative ELBO dashed."""
+    fig, axes = plt.subplots(1, len(curves), squeeze=False,
+                             figsize=(min(10, 2.4 * len(curves) + 1), 4))
+    for ax, (title, curve) in zip(axes[0], curves.items()):
+        ax.plot(curve.ks, curve.nll, marker="o", label="IW-NLL $-\\mathcal{L}_K$")
+        ax.axhline(curve.neg_elbo, color="grey", linestyle="--",
+                   label="negative ELBO (mean over all K draws)")
+        ax.set_xscale("log")
+        ax.set_xticks(curve.ks, [str(k) if k == curve.ks[-1] or math.log10(k).is_integer()
+                                 else "" for k in curve.ks])  # 1, 10, 100 and the last K
+        ax.minorticks_off()
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_xlabel("K (importance samples)", fontsize=9)
+        ax.set_title(_wrapped(title, 22), fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0, 0].set_ylabel("nats per image")
+    fig.suptitle("The importance-weighted bound tightens as K grows "
+                 "(K=1 uses one draw; the dashed line averages all K)", fontsize=10)
+    _bottom_legend(fig, axes[0, 0], ncol=2)
+    return fig
+
+
+def plot_ladder_budgets(budgets, curves: dict, titles: dict, floor: float,
+                        log_columns=("distance",)):
+    """One panel per measure ({column: {rung: (means, errors) per budget}}, titled by
+    ``titles``) against the training budget (log₂ axis), ± 1 s.e.; the real-vs-real ``floor``
+    dotted in the distance's panel."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(10, 4.4), squeeze=False)
+    for ax, (column, by_rung) in zip(axes[0], curves.items()):
+        for name, (means, errors) in by_rung.items():
+            ax.errorbar(budgets, means, yerr=errors, marker="o", capsize=3, label=name)
+        if column == "distance":
+            ax.axhline(floor, color="grey", ls=":", label="real vs real")
+        ax.set_xscale("log", base=2)
+        if column in log_columns:  # from the floor to σ = 1's blur: a factor of tens
+            ax.set_yscale("log")
+        ax.set(xlabel="epochs", title=titles[column], xticks=budgets, xticklabels=budgets)
+        ax.minorticks_off()
+    first = axes[0, 0]
+    _bottom_legend(fig, first, ncol=4, fontsize=9)
+    return fig
+
+
+# Chapter 7: using the model. Each draws what cvae_tutorial.demos.editing_report computed.
+
+def plot_edit_grid(rows: dict, column_labels, title: str = ""):
+    """One panel per model ({title: [originals, reconstructions, edit, …]}, tensors [n, 3,
+    H, W]): each face a row, each column one of ``column_labels`` (named under the panel)."""
+    count = len(next(iter(rows.values()))[0])
+    fig, axes = plt.subplots(len(rows), 1, squeeze=False, layout="constrained",
+                             figsize=(9, (1.1 * count + 0.7) * len(rows)))
+    for ax, (name, strips) in zip(axes[:, 0], rows.items()):
+        grid = torch.stack(list(strips), 1).flatten(0, 1)  # row = image, column = what
+        show_images(grid, name, nrow=len(strips), ax=ax)
+        ax.title.set_fontsize(11)
+        ax.axis("on")  # keep the frame off but label the columns with ticks
+        ax.spines[:].set_visible(False)
+        width = ax.get_xlim()[1] / len(strips)
+        ax.set_xticks([(i + 0.5) * width for i in range(len(strips))],
+                      [label.replace("_", " ") for label in column_labels], fontsize=8)
+        ax.set_yticks([])
+        ax.tick_params(length=0)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_edit_success(rates: dict, ceilings: dict, attribute_names):
+    """Grouped bars: per attribute, each model's edit success ({title: (rates, s.e.)}, ± 2
+    s.e. bars), and its ceiling ({title: [A]}, the no-op edit) as a black tick."""
+    many = len(attribute_names) > 12  # CelebA's 40: upright names in a smaller font
+    fig, ax = plt.subplots(figsize=(10, 5.5 if many else 4.8))
+    width = 0.8 / len(rates)
+    positions = np.arange(len(attribute_names))
+    for i, (label, (values, errors)) in enumerate(rates.items()):
+        offset = positions + (i - (len(rates) - 1) / 2) * width
+        ax.bar(offset, values, width, yerr=[2 * e for e in errors], capsize=2, label=label)
+        ax.scatter(offset, ceilings[label], marker="_", s=40 if many else 120, color="black",
+                   zorder=3, label="ceiling: no-op edit" if i == 0 else None)
+    ax.set_xticks(positions, [a.replace("_", " ") for a in attribute_names],
+                  rotation=90 if many else 30, ha="center" if many else "right",
+                  fontsize=7 if many else 9)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("edit success (classifier)")
+    ax.set_title("How often the classifier sees the flipped attribute after the edit",
+                 fontsize=11)
+    _bottom_legend(fig, ax, ncol=4)
+    return fig
+
+
+def plot_interpolations(paths: dict, title: str = ""):
+    """One row per path ({title: path with ``images`` [steps, 3, H, W], ``t`` and
+    ``probabilities`` {attribute: p at each step}}): the decoded strip, and beside it the
+    classifier's probability of each changing attribute along t."""
+    steps = len(next(iter(paths.values())).images)
+    fig, axes = plt.subplots(len(paths), 2, figsize=(10, 1.7 * len(paths) + 1.2),
+                             gridspec_kw={"width_ratios": [3, 2]}, squeeze=False)
+    for (name, path), (strip_ax, curve_ax) in zip(paths.items(), axes):
+        show_images(path.images, name, nrow=steps, ax=strip_ax)
+        strip_ax.title.set_fontsize(10)
+        for attribute, p in path.probabilities.items():
+            curve_ax.plot(path.t, p, marker="o", markersize=3,
+                          label=attribute.replace("_", " "))
+        curve_ax.set_ylim(-0.02, 1.02)
+        curve_ax.set_xlabel("t", fontsize=9)
+        curve_ax.set_ylabel("p(attribute)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _bottom_legend(fig, axes[0, 1], ncol=6)
+    return fig
+
+
+def plot_temperature_sweep(temperatures, distances: dict, accuracies: dict,
+                           real_balanced: float, distance_name: str):
+    """Left, each model's distance to the test images against τ ({title: values}); right, its
+    balanced attribute accuracy ({title: (means, errors)}, ± 2 s.e.) and the real images'."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
+    for label, values in distances.items():
+        left.plot(temperatures, values, marker="o", label=label)
+    for label, (means, errors) in accuracies.items():
+        right.errorbar(temperatures, means, yerr=[2 * e for e in errors], marker="o",
+                       capsize=3, label=label)
+    right.axhline(real_balanced, color="black", linestyle="--", label="real test images")
+    left.set_title(f"{distance_name} to the test images (lower: closer)", fontsize=11)
+    right.set_title("balanced attribute accuracy (±2 s.e.)", fontsize=11)
+    for ax in (left, right):
+        ax.set_xlabel("temperature τ")
+    _bottom_legend(fig, right, ncol=4)
     return fig

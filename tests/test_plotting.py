@@ -3,12 +3,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cvae_tutorial.plotting import (plot_attribute_accuracy, plot_flow_density,  # noqa: E402
                                     plot_histories, plot_kl_curves, plot_latent_projection,
                                     plot_toy_priors, show_images)
+
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Each test's figures closed after it (pyplot keeps every figure it opened)."""
+    yield
+    matplotlib.pyplot.close("all")
 
 
 def test_plot_histories_wraps_panels_and_titles_them():
@@ -156,3 +165,185 @@ def test_plot_nll_over_sigma_marks_sigma_star_and_one_and_spans_the_curve():
         low, high = ax.get_ylim()
         assert low < scale * nll.min().item() and high > scale * nll[-1].item()
     assert fig.axes[1].get_title() == "Gaussian NLL over σ, two"
+
+
+# Chapters 5–7's figures, drawn from what cvae_tutorial.demos and study compute
+
+def drawn(fig):
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def legends_cover_no_panel(fig):
+    """Every figure legend lies clear of every visible panel, its tick labels and axis labels
+    included: it covers no data and no label."""
+    renderer = drawn(fig)
+    assert fig.legends, "the figure has no legend of its own"
+    for legend in fig.legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            if ax.get_visible():
+                assert not box.overlaps(ax.get_tightbbox(renderer)), ax.get_title()
+
+
+def test_plot_sample_grid_names_each_column_once_above_and_each_row_once_at_the_left():
+    from cvae_tutorial.plotting import plot_sample_grid
+
+    images = torch.rand(4, 3, 8, 8)
+    samples = {f"set_{r}": {f"a model with a long title {c}": images for c in range(5)}
+               for r in range(3)}
+    fig = plot_sample_grid(samples, "Conditional samples")
+    opaque_and_in_the_column(fig)
+    axes = fig.axes
+    assert len(axes) == 15 and all(len(ax.images) == 1 for ax in axes)
+    assert [ax.get_title() for ax in axes[:5]] == [
+        f"a model with a long\ntitle {c}" for c in range(5)]
+    assert all(ax.get_title() == "" for ax in axes[5:])
+    assert [axes[5 * r].get_ylabel() for r in range(3)] == ["set 0", "set 1", "set 2"]
+    assert all(ax.get_ylabel() == "" for i, ax in enumerate(axes) if i % 5)
+    renderer = drawn(fig)
+    title = fig._suptitle.get_window_extent(renderer)
+    for ax in axes[:5]:  # the figure's title above the columns' titles, over none of them
+        assert not title.overlaps(ax.title.get_window_extent(renderer))
+        assert title.y0 >= ax.title.get_window_extent(renderer).y1 - 1
+
+
+def test_plot_distance_curves_fits_each_curve_down_to_infinitely_many_samples():
+    from types import SimpleNamespace
+
+    from cvae_tutorial.plotting import plot_distance_curves
+
+    sizes = [100, 200, 400]
+    curve = SimpleNamespace(values=[7.0, 6.0, 5.5], inf=5.0, slope=200.0)
+    floor = SimpleNamespace(values=[3.0, 2.0, 1.5], inf=1.0, slope=200.0)
+    fig = plot_distance_curves(sizes, {"a model": curve, "real vs real (the floor)": floor},
+                               "FD_attr")
+    opaque_and_in_the_column(fig)
+    ax = fig.axes[0]
+    data, fit = ax.lines[0], ax.lines[1]
+    assert list(data.get_xdata()) == pytest.approx([0.01, 0.005, 0.0025])
+    assert fit.get_xdata()[0] == 0 and fit.get_ydata()[0] == 5.0  # d² at N = ∞
+    assert fit.get_ydata()[-1] == pytest.approx(7.0)  # the fit through 1/N = 1/100
+    assert ax.lines[2].get_color() == "grey" and ax.get_ylabel() == "FD_attr"
+    legends_cover_no_panel(fig)
+
+
+def test_plot_balanced_accuracy_draws_a_bar_per_model_and_attribute_and_the_ceiling():
+    from cvae_tutorial.plotting import plot_balanced_accuracy
+
+    values = {"a": ([0.9, 0.6, 0.7], [0.01, 0.02, 0.0]), "b": ([0.8, 0.5, 0.75],
+                                                              [0.0, 0.0, 0.0])}
+    fig = plot_balanced_accuracy(values, ["Male", "Smiling", "Bangs"], [0.95, 0.9, 0.85],
+                                 "title")
+    opaque_and_in_the_column(fig)
+    ax = fig.axes[0]
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == pytest.approx([0.9, 0.6, 0.7, 0.8, 0.5, 0.75])
+    ceiling = ax.collections[-1].get_offsets()
+    assert list(ceiling[:, 1]) == pytest.approx([0.95, 0.9, 0.85])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Male", "Smiling", "Bangs"]
+    legends_cover_no_panel(fig)
+    many = plot_balanced_accuracy({"a": ([0.7] * 40, [0.0] * 40)}, [f"A{i}" for i in range(40)],
+                                  [0.9] * 40)
+    assert many.axes[0].get_xticklabels()[0].get_rotation() == 90
+    opaque_and_in_the_column(many)
+
+
+def test_plot_bound_curves_gives_each_model_a_panel_and_titles_that_do_not_collide():
+    from types import SimpleNamespace
+
+    from cvae_tutorial.plotting import plot_bound_curves
+
+    curves = {f"σ-CVAE, q(z|x,y), conditional Gaussian prior {i}": SimpleNamespace(
+        ks=[1, 2, 5, 10], nll=[2870.0, 2869.99, 2869.98, 2869.97], neg_elbo=2870.01)
+        for i in range(5)}
+    fig = plot_bound_curves(curves)
+    opaque_and_in_the_column(fig)
+    renderer = drawn(fig)
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes]
+    assert not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1:])
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_ydata()) == [2870.0, 2869.99, 2869.98, 2869.97]
+    assert ax.lines[1].get_ydata()[0] == 2870.01 and ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "", "", "10"]
+    assert ax.yaxis.get_offset_text().get_text() == ""  # no "+2.87e3" over the title
+    legends_cover_no_panel(fig)
+
+
+def test_plot_ladder_budgets_draws_each_rung_per_measure_and_the_floor():
+    from cvae_tutorial.plotting import plot_ladder_budgets
+
+    curves = {"distance": {"a": ([4.0, 2.0], [0.1, 0.1]), "b": ([3.0, 1.0], [0.2, 0.1])},
+              "bits_per_dim": {"b": ([5.0, 4.8], [0.01, 0.01])}}
+    fig = plot_ladder_budgets([12, 24], curves, {"distance": "FD_attr",
+                                                 "bits_per_dim": "bits/dim"}, floor=0.5)
+    opaque_and_in_the_column(fig)
+    distance, bits = fig.axes
+    assert distance.get_title() == "FD_attr" and distance.get_yscale() == "log"
+    assert bits.get_yscale() == "linear" and bits.get_xscale() == "log"
+    assert [line.get_ydata()[0] for line in distance.lines if line.get_label() ==
+            "real vs real"] == [0.5]
+    assert not any(line.get_label() == "real vs real" for line in bits.lines)
+    assert len(fig.legends[0].get_texts()) == 3  # the floor and both rungs
+    legends_cover_no_panel(fig)
+
+
+def test_plot_edit_grid_labels_every_column_under_each_model():
+    from cvae_tutorial.plotting import plot_edit_grid
+
+    strips = [torch.rand(3, 3, 8, 8) for _ in range(4)]
+    labels = ["original", "reconstruction", "flip Smiling", "flip Wearing_Hat"]
+    fig = plot_edit_grid({"a": strips, "b": strips}, labels, "title")
+    opaque_and_in_the_column(fig)
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "original", "reconstruction", "flip Smiling", "flip Wearing Hat"]
+    assert ax.images[0].get_array().shape[:2] == (3 * 10 + 2, 4 * 10 + 2)  # face × what
+
+
+def test_plot_edit_success_marks_each_models_ceiling():
+    from cvae_tutorial.plotting import plot_edit_success
+
+    rates = {"a": ([0.5, 0.9], [0.05, 0.02]), "b": ([0.4, 0.8], [0.05, 0.03])}
+    fig = plot_edit_success(rates, {"a": [0.9, 0.95], "b": [0.8, 0.9]}, ["Smiling", "Male"])
+    opaque_and_in_the_column(fig)
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([0.5, 0.9, 0.4, 0.8])
+    ceilings = [c.get_offsets()[:, 1].tolist() for c in ax.collections
+                if c.get_offsets().shape == (2, 2)]
+    assert ceilings == [pytest.approx([0.9, 0.95]), pytest.approx([0.8, 0.9])]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts.count("ceiling: no-op edit") == 1 and "a" in texts
+    legends_cover_no_panel(fig)
+
+
+def test_plot_interpolations_draws_each_path_and_its_probabilities():
+    from types import SimpleNamespace
+
+    from cvae_tutorial.plotting import plot_interpolations
+
+    t = torch.linspace(0, 1, 4)
+    path = SimpleNamespace(images=torch.rand(4, 3, 8, 8), t=t,
+                           probabilities={"Black_Hair": t, "Smiling": 1 - t})
+    fig = plot_interpolations({"one": path, "two": path}, "title")
+    opaque_and_in_the_column(fig)
+    strips, curves = fig.axes[0::2], fig.axes[1::2]
+    assert [ax.get_title() for ax in strips] == ["one", "two"]
+    assert list(curves[1].lines[1].get_ydata()) == pytest.approx([1, 2 / 3, 1 / 3, 0])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Black Hair", "Smiling"]
+    legends_cover_no_panel(fig)
+
+
+def test_plot_temperature_sweep_puts_distance_left_and_accuracy_right():
+    from cvae_tutorial.plotting import plot_temperature_sweep
+
+    fig = plot_temperature_sweep([0.0, 1.0], {"a": [2.0, 1.0]},
+                                 {"a": ([0.9, 0.8], [0.01, 0.02])}, 0.95, "FD_attr")
+    opaque_and_in_the_column(fig)
+    left, right = fig.axes
+    assert list(left.lines[0].get_ydata()) == [2.0, 1.0]
+    assert left.get_title().startswith("FD_attr to the test images")
+    assert right.lines[-1].get_ydata()[0] == 0.95  # the real images' accuracy
+    assert list(right.lines[0].get_ydata()) == [0.9, 0.8]
+    legends_cover_no_panel(fig)
