@@ -35,7 +35,8 @@ from .cvae import CVAE, LADDER, run_config
 from .data import load_dataset
 from .evaluation import ClassifierConfig, evaluate_run
 from .evaluation.results import RESULTS_CSV, read_results
-from .evaluation.uncertainty import paired_difference, paired_order, values_by_seed
+from .evaluation.uncertainty import (paired_difference, paired_order, summarize,
+                                      values_by_seed)
 from .files import atomic_write, temporary_beside
 from .training import TrainConfig, train
 
@@ -256,6 +257,208 @@ def contrast_finding(checks: list, contrast: str, distance_name: str = "distance
                  else "no verdict changed when the budget doubled")
     a, b = mine[0]["a"], mine[0]["b"]
     return f"{contrast} — {b} against {a}, at {last} epochs: {'; '.join(parts)} ({stability})."
+
+
+def provenance_report(record: dict, status: str) -> str:
+    """Which command, commit, machine and date measured the study, what it trained, and
+    whether today's code is the code that measured it (``status`` of :func:`load_study`)."""
+    return "\n".join([
+        f"measured by: {record['command']}",
+        f"commit {record['commit']}, {record['date']}, on {record['machine']}",
+        f"training {record['training_seconds'] / 3600:.1f} h in all; "
+        f"{record['train_images']} training images at {record['image_size']} px, "
+        f"seeds {record['seeds']}, budgets {record['budgets']} epochs",
+        f"code: {status}"])
+
+
+def at_budget(rows: list, epochs: int) -> list:
+    """The rows of one budget."""
+    return [row for row in rows if row["epochs"] == epochs]
+
+
+def budget_curves(rows: list, columns, models) -> dict:
+    """{column: {model: (means, standard errors)}}, one value per budget (increasing) over
+    the seeds; a σ = 1 model's bits/dim are left out (another scale, chapter 2)."""
+    budgets = sorted({row["epochs"] for row in rows})
+    curves = {}
+    for column in columns:
+        by_budget = [summarize(at_budget(rows, e), [column]) for e in budgets]
+        curves[column] = {name: ([s[name][column][0] for s in by_budget],
+                                 [s[name][column][1] for s in by_budget])
+                          for name in models
+                          if not (column == "bits_per_dim" and name == "gaussian")}
+    return curves
+
+
+def likelihood_falls(rows: list, models) -> dict:
+    """{σ-model: the paired difference of its bits/dim at the second-longest budget minus the
+    longest} over the seeds (a seed's longer run continues its shorter one): > 0 is a fall."""
+    budgets = sorted({row["epochs"] for row in rows})
+    shorter, longer = at_budget(rows, budgets[-2]), at_budget(rows, budgets[-1])
+    return {name: paired_difference(values_by_seed(shorter, "bits_per_dim", name),
+                                    values_by_seed(longer, "bits_per_dim", name))
+            for name in models if name != "gaussian"}
+
+
+def still_improving(falls: dict) -> list:
+    """The models whose fall's 95 % t interval lies above 0."""
+    return [name for name, fall in falls.items() if fall.low > 0]
+
+
+def falls_sentence(falls: dict, budgets) -> str:
+    """Is the likelihood still improving at the longest budget? In words, from
+    :func:`likelihood_falls`."""
+    still = still_improving(falls)
+    means = [fall.mean for fall in falls.values()]
+    return (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs fall by "
+            f"{min(means):.3f} to {max(means):.3f}"
+            f" across the σ-rungs; the fall excludes 0 for {len(still)} of {len(falls)} rungs"
+            + (f" ({', '.join(still)}): their likelihoods are still improving" if still else
+               ": within noise, the likelihoods have stopped improving"))
+
+
+def per_seed_markdown(rows: list, models, seeds, distance_name: str = "distance") -> str:
+    """The distance and the balanced accuracy of every model and seed (the rows of one
+    budget) as a Markdown table; "—" where a seed is missing."""
+    header = [f"{what}, seed {s}" for what in (distance_name, "bal. acc.") for s in seeds]
+    lines = ["| rung | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for name in models:
+        seen = {row["seed"]: row for row in rows if row["model"] == name}
+        lines.append(f"| {name} | " + " | ".join(
+            f"{seen[s][column]:.3f}" if s in seen else "—"
+            for column in ("distance", "balanced_accuracy") for s in seeds) + " |")
+    return "\n".join(lines)
+
+
+def moved_verdicts(checks: list) -> list:
+    """The checks whose verdict changed when the last budget doubled."""
+    return [check for check in checks if not check["stable"]]
+
+
+def moved_sentence(checks: list, distance_name: str = "distance") -> str:
+    """How many of the verdicts doubling the last budget changed, and which."""
+    budgets = list(checks[0]["orders"])
+    moved = moved_verdicts(checks)
+    text = "; ".join(f"{c['contrast']} on {measure_name(c, distance_name)}" for c in moved)
+    return (f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to "
+            f"{budgets[-1]} epochs changed {len(moved)} of them"
+            + (f": {text}" if moved else "."))
+
+
+# the questions the ladder answers, each with its contrast (an index into CONTRASTS)
+QUESTIONS = (
+    ("What does a prior that depends on y add over N(0, I)?", 0),
+    ("What does the flow add beyond a conditional Gaussian prior?", 1),
+    ("What do couplings that read y add?", 2),
+    ("What does a flow add when the encoder does not see y?", 3),
+    ("What does the encoder's y cost or buy, at N(0, I)?", 4),
+    ("... and at the flow prior?", 5),
+    ("What does σ* buy over σ = 1, at N(0, I)?", 6),
+)
+
+
+def answers_markdown(checks: list, distance_name: str = "distance") -> str:
+    """Each of :data:`QUESTIONS` with its answer at the longest budget, a bullet each."""
+    return "\n".join(f"- **{question}** "
+                     f"{contrast_finding(checks, CONTRASTS[index][0], distance_name)}"
+                     for question, index in QUESTIONS)
+
+
+GAIN_KINDS = ("at every budget", "only at the last budget", "no longer")
+
+
+def gains(checks: list, contrast: str, distance_name: str = "distance") -> dict:
+    """{kind: measures} on which b beats a in one contrast: at every budget, only at the
+    last, or at a shorter budget but no longer (kinds without a measure left out)."""
+    kinds = {kind: [] for kind in GAIN_KINDS}
+    for found in (c for c in checks if c["contrast"] == contrast):
+        orders = list(found["orders"].values())
+        if all(o == 1 for o in orders):
+            kinds["at every budget"].append(measure_name(found, distance_name))
+        elif orders[-1] == 1:
+            kinds["only at the last budget"].append(measure_name(found, distance_name))
+        elif 1 in orders:
+            kinds["no longer"].append(measure_name(found, distance_name))
+    return {kind: names for kind, names in kinds.items() if names}
+
+
+# the prior's steps at q(z|x,y): what each adds, by its contrast
+PRIOR_STEPS = {"a prior that depends on y": CONTRASTS[0], "the flow": CONTRASTS[1],
+               "couplings that read y": CONTRASTS[2]}
+
+
+def ladder_answer(checks: list, rows: list, distance_name: str = "distance") -> str:
+    """The ladder's answer in Markdown: how far the distance falls from N(0, I) to the
+    conditional Real NVP at q(z|x,y) at the longest budget, each prior step's share of that
+    and the kinds of its gains, which step takes the larger part, and whether the flow's own
+    gain in the distance is about what the models learn or how fast."""
+    last = at_budget(rows, max(row["epochs"] for row in rows))
+    distances = {name: s["distance"][0] for name, s in summarize(last, ["distance"]).items()}
+    span = distances["sigma_qxy"] - distances["sigma_cflow"]
+    lines = [f"At q(z|x,y) the ladder takes {distance_name} from "
+             f"{distances['sigma_qxy']:.2f} (N(0, I)) to {distances['sigma_cflow']:.2f} "
+             f"(the conditional Real NVP) at {last[0]['epochs']} epochs; the real-vs-real "
+             f"floor is {rows[0]['floor_distance']:.2f}."]
+    shares = {step: (distances[a] - distances[b]) / span
+              for step, (_, a, b) in PRIOR_STEPS.items()}
+    for step, (contrast, a, b) in PRIOR_STEPS.items():
+        found = "; ".join(f"better {kind} on {', '.join(names)}"
+                          for kind, names in gains(checks, contrast, distance_name).items())
+        lines.append(f"**{step.capitalize()}** ({a} → {b}): {shares[step]:.0%} of that; "
+                     f"{found or 'no gain'}.")
+    leader = max(shares, key=shares.get)
+    flow_kind = [kind for kind, names in gains(checks, CONTRASTS[1][0], distance_name).items()
+                 if distance_name in names]
+    if not flow_kind:
+        flow = f" The flow itself gains nothing in {distance_name}."
+    elif flow_kind[0] == "at every budget":
+        flow = f" The flow's own gain in {distance_name} is there at every budget."
+    elif flow_kind[0] == "only at the last budget":
+        flow = (f" The flow's own gain in {distance_name} appears only at the last budget: "
+                "until a longer budget confirms it, it says how fast the flow model learns, "
+                "not what it learns.")
+    else:
+        flow = (f" The flow's own gain in {distance_name} appeared at a shorter budget and is "
+                "within noise at the longest: it says how fast the flow model learns, not "
+                "what it learns.")
+    lines.append(f"So, on these data and at these budgets, the larger part of what the paper "
+                 f"credits to the flow prior comes from **{leader}** ({shares[leader]:.0%} of "
+                 f"the distance gained)." + flow)
+    return "\n\n".join(lines)
+
+
+def verdict_at_longest(checks: list, contrast: str, column: str) -> str:
+    """The verdict of one contrast on one measure at the longest budget, in words, flagged
+    when doubling the budget moved it; 'not measured' when the study has no such check."""
+    found = [c for c in checks if c["contrast"] == contrast and c["column"] == column]
+    if not found:
+        return "not measured"
+    orders = found[0]["orders"]
+    moved = "" if found[0]["stable"] else " (a verdict that moved when doubled)"
+    return WORDS[orders[list(orders)[-1]]] + moved
+
+
+def ladder_key_points(checks: list, falls: dict, distance_name: str = "distance") -> list:
+    """The ladder's key points: each prior step's verdict on the distance, the balanced
+    accuracy and bits/dim at the longest budget, and what doubling the budget changed."""
+    budgets = list(checks[0]["orders"])
+    points = []
+    for label, index in (("a prior that depends on y, against N(0, I)", 0),
+                         ("the flow, beyond a conditional Gaussian", 1),
+                         ("couplings that read y, beyond the flow", 2)):
+        words = {column: verdict_at_longest(checks, CONTRASTS[index][0], column)
+                 for column in ("distance", "balanced_accuracy", "bits_per_dim")}
+        points.append(f"At {budgets[-1]} epochs, {label}: {words['distance']} on "
+                      f"{distance_name}, {words['balanced_accuracy']} on balanced "
+                      f"accuracy, {words['bits_per_dim']} on bits/dim.")
+    moved, still = moved_verdicts(checks), still_improving(falls)
+    points.append(f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs "
+                  f"changed {len(moved)} of the ladder's {len(checks)} verdicts, and the "
+                  f"bits/dim still fall for {len(still)} of {len(falls)} σ-rungs"
+                  + (": the verdicts that moved are about how fast the models learn, and a "
+                     "longer budget is needed before they say what the models learn."
+                     if moved or still else ": the answers no longer move."))
+    return points
 
 
 def _parse_args(argv):

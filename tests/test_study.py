@@ -126,3 +126,123 @@ def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_move
     assert "changed the verdict on FD_attr" in study.contrast_finding(
         study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES),
         checks[0]["contrast"], "FD_attr")
+
+
+# --- reading the ladder in chapter 6 -----------------------------------------------------------
+
+def _ladder_rows(distances, budgets=(12, 24), bits=None):
+    """Rows of the prior's rungs at q(z|x,y) over 3 seeds: {model: distance at the longest
+    budget} (twice that at the shorter one), seed noise 0.05; bits/dim 5 minus 0.1 a
+    doubling, or ``bits`` {model: value at every budget}."""
+    rows = []
+    for epochs in budgets:
+        for name, distance in distances.items():
+            for seed, noise in enumerate((0.0, 0.05, -0.05)):
+                longest = epochs == budgets[-1]
+                rows.append({
+                    "epochs": epochs, "seed": seed, "model": name,
+                    "distance": distance * (1 if longest else 2) + noise,
+                    "balanced_accuracy": 0.9 + noise, "floor_distance": 0.5,
+                    "bits_per_dim": (bits or {}).get(name, 5.0 - 0.1 * budgets.index(epochs))
+                    + noise / 10, "distance_name": "FD_attr"})
+    return rows
+
+
+LADDER_MEASURES = (("distance", True, "distance", ".2f"),
+                   ("balanced_accuracy", False, "balanced accuracy", ".3f"),
+                   ("bits_per_dim", True, "bits/dim", ".3f"))
+
+
+def test_the_provenance_report_names_command_commit_training_and_code():
+    record = {"command": "python -m cvae_tutorial.study --epochs 6 12", "commit": "abc",
+              "date": "2026-12-03", "machine": "CPU", "training_seconds": 5400,
+              "train_images": 4096, "image_size": 32, "seeds": [0, 1], "budgets": [6, 12]}
+    assert study.provenance_report(record, "measured by today's code").splitlines() == [
+        "measured by: python -m cvae_tutorial.study --epochs 6 12",
+        "commit abc, 2026-12-03, on CPU",
+        "training 1.5 h in all; 4096 training images at 32 px, seeds [0, 1], budgets [6, 12] "
+        "epochs", "code: measured by today's code"]
+
+
+def test_budget_curves_average_the_seeds_of_each_budget_without_gaussian_bits():
+    rows = _ladder_rows({"gaussian": 3.0, "sigma_qxy": 10.0})
+    curves = study.budget_curves(rows, ("distance", "bits_per_dim"), ["gaussian", "sigma_qxy"])
+    means, errors = curves["distance"]["sigma_qxy"]
+    assert means == pytest.approx([20.0, 10.0]) and errors[0] > 0
+    assert list(curves["bits_per_dim"]) == ["sigma_qxy"]
+    assert study.at_budget(rows, 24) == [row for row in rows if row["epochs"] == 24]
+
+
+def test_the_likelihood_falls_between_the_two_longest_budgets():
+    rows = _ladder_rows({"gaussian": 3.0, "sigma_qxy": 10.0, "sigma_cond": 5.0},
+                        budgets=(6, 12, 24), bits={"sigma_cond": 4.0})
+    falls = study.likelihood_falls(rows, ["gaussian", "sigma_qxy", "sigma_cond"])
+    assert list(falls) == ["sigma_qxy", "sigma_cond"]  # no σ = 1 model
+    assert falls["sigma_qxy"].mean == pytest.approx(0.1)  # 12 epochs minus 24: a fall
+    assert study.still_improving(falls) == ["sigma_qxy"]
+    assert study.falls_sentence(falls, [6, 12, 24]) == (
+        "bits/dim from 12 to 24 epochs fall by 0.000 to 0.100 across the σ-rungs; the fall "
+        "excludes 0 for 1 of 2 rungs (sigma_qxy): their likelihoods are still improving")
+    flat = study.likelihood_falls(rows, ["sigma_cond"])
+    assert study.falls_sentence(flat, [6, 12, 24]).endswith(
+        "0 for 0 of 1 rungs: within noise, the likelihoods have stopped improving")
+
+
+def test_the_per_seed_table_marks_a_missing_seed():
+    rows = [row for row in _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 5.0})
+            if row["epochs"] == 24 and not (row["model"] == "sigma_cond" and row["seed"] == 2)]
+    lines = study.per_seed_markdown(rows, ["sigma_qxy", "sigma_cond"], [0, 1, 2],
+                                    "FD_attr").splitlines()
+    assert lines[0] == ("| rung | FD_attr, seed 0 | FD_attr, seed 1 | FD_attr, seed 2 | "
+                        "bal. acc., seed 0 | bal. acc., seed 1 | bal. acc., seed 2 |")
+    assert lines[2] == "| sigma_qxy | 10.000 | 10.050 | 9.950 | 0.900 | 0.950 | 0.850 |"
+    assert lines[3] == "| sigma_cond | 5.000 | 5.050 | — | 0.900 | 0.950 | — |"
+
+
+def test_the_ladders_verdicts_sentences_and_key_points():
+    rows = _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 4.0, "sigma_flow": 3.0,
+                         "sigma_cflow": 2.0}, budgets=(12, 24))
+    # the flow gains on the distance only at the longest budget
+    for row in rows:
+        if row["model"] == "sigma_flow" and row["epochs"] == 12:
+            row["distance"] -= 2.0 * 3.0 - 2 * 4.0 + 0.0  # = the conditional Gaussian's
+    checks = study.budget_check(rows, measures=LADDER_MEASURES)
+    contrast = study.CONTRASTS[1][0]
+    assert study.gains(checks, contrast, "FD_attr") == {"only at the last budget": ["FD_attr"]}
+    assert study.gains(checks, study.CONTRASTS[0][0], "FD_attr") == {
+        "at every budget": ["FD_attr"]}
+    assert study.verdict_at_longest(checks, contrast, "distance") == \
+        "better (a verdict that moved when doubled)"
+    assert study.verdict_at_longest(checks, contrast, "balanced_accuracy") == "within noise"
+    assert study.verdict_at_longest(checks, contrast, "flip_rate") == "not measured"
+    moved = study.moved_verdicts(checks)
+    assert [(c["contrast"], c["column"]) for c in moved] == [(contrast, "distance")]
+    assert study.moved_sentence(checks, "FD_attr") == (
+        f"{len(checks)} verdicts; doubling the budget from 12 to 24 epochs changed 1 of them: "
+        f"{contrast} on FD_attr")
+    answers = study.answers_markdown(checks, "FD_attr").splitlines()
+    assert len(answers) == len(study.QUESTIONS) == 7
+    assert answers[1].startswith("- **What does the flow add beyond a conditional Gaussian "
+                                 "prior?** prior at q(z|x,y): conditional Gaussian → Real NVP")
+    assert answers[3].endswith("not measured.")  # no sigma_flow_qx in these rows
+    answer = study.ladder_answer(checks, rows, "FD_attr").split("\n\n")
+    assert answer[0] == ("At q(z|x,y) the ladder takes FD_attr from 10.00 (N(0, I)) to 2.00 "
+                         "(the conditional Real NVP) at 24 epochs; the real-vs-real floor is "
+                         "0.50.")
+    assert answer[1].startswith("**A prior that depends on y** (sigma_qxy → sigma_cond): 75% "
+                                "of that; better at every budget on FD_attr")
+    assert answer[2].startswith("**The flow** (sigma_cond → sigma_flow): 12% of that")
+    assert answer[4].startswith("So, on these data and at these budgets, the larger part of "
+                                "what the paper credits to the flow prior comes from **a prior "
+                                "that depends on y** (75% of the distance gained). The flow's "
+                                "own gain in FD_attr appears only at the last budget")
+    falls = study.likelihood_falls(rows, ["sigma_qxy", "sigma_cond"])
+    points = study.ladder_key_points(checks, falls, "FD_attr")
+    assert points[0] == ("At 24 epochs, a prior that depends on y, against N(0, I): better on "
+                         "FD_attr, within noise on balanced accuracy, within noise on "
+                         "bits/dim.")
+    assert points[1].startswith("At 24 epochs, the flow, beyond a conditional Gaussian: better "
+                                "(a verdict that moved when doubled) on FD_attr")
+    assert points[3].startswith(f"Doubling the training from 12 to 24 epochs changed 1 of the "
+                                f"ladder's {len(checks)} verdicts, and the bits/dim still fall "
+                                "for 2 of 2 σ-rungs: the verdicts that moved")
