@@ -377,3 +377,659 @@ def test_laplacian_energy_is_zero_on_smooth_images_and_sixteen_on_a_checkerboard
     one_channel = checker.clone()
     one_channel[:, 1:] = 0  # each channel filtered on its own
     assert laplacian_energy(one_channel) == pytest.approx(16.0 / 3)
+
+
+# --- run_setup (chapters 5–7) ------------------------------------------------------------------
+
+def test_training_parameters_give_a_config_per_seed_and_refuse_bad_lists():
+    from cvae_tutorial import ConfigError
+    from cvae_tutorial.demos import run_setup
+
+    sizes = dict(image_size=16, latent_dim=4, epochs=2, batch_size=8, lr=1e-3, device="cpu")
+    configs = run_setup.check_training_parameters(["sigma", "sigma_flow"], [0, 5], **sizes)
+    assert list(configs) == [0, 5] and configs[5].seed == 5 and configs[0].epochs == 2
+    for models, seeds, message in (([], [0], "models must not be empty"),
+                                   (["sigma"], [], "seeds must not be empty"),
+                                   (["sigma"], [1, 1], "seeds must differ"),
+                                   (["sigma", "sigma"], [0], "models must differ"),
+                                   (["flow"], [0], "unknown model 'flow'")):
+        with pytest.raises(ConfigError, match=message):
+            run_setup.check_training_parameters(models, seeds, **sizes)
+    with pytest.raises(ConfigError, match="image_size=86 is not supported"):
+        run_setup.check_training_parameters(["sigma"], [0], **{**sizes, "image_size": 86})
+
+
+def test_evaluation_and_editing_parameters_are_checked_beyond_their_types():
+    from cvae_tutorial import ConfigError
+    from cvae_tutorial.demos import run_setup
+
+    common = dict(latent_dim=4, classifier_epochs=1, seed=0, standalone_epochs=1, device="cpu")
+    run_setup.check_evaluation_parameters(["sigma"], [0, 1], **common)
+    with pytest.raises(ConfigError, match="seeds must differ"):
+        run_setup.check_evaluation_parameters(["sigma"], [0, 0], **common)
+    with pytest.raises(ConfigError, match="ClassifierConfig.epochs"):
+        run_setup.check_evaluation_parameters(["sigma"], [0], **{**common,
+                                                                "classifier_epochs": 0})
+    with pytest.raises(ConfigError, match="TrainConfig.epochs"):
+        run_setup.check_evaluation_parameters(["sigma"], [0], **{**common,
+                                                                "standalone_epochs": 0})
+    counts = dict(edit_images=2, num_samples=2, interpolation_steps=2)
+    run_setup.check_editing_parameters(["sigma"], ["Smiling"], [0.0, 1], **counts, **common)
+    for lists, changed, message in (
+            ((["sigma"], ["Smiling"], [-0.1]), {}, "temperatures must be numbers >= 0"),
+            ((["sigma"], ["Smiling"], [True]), {}, "temperatures must be numbers >= 0"),
+            ((["sigma"], [], [1.0]), {}, "grid_attributes must not be empty"),
+            ((["sigma"], ["Smiling"], [1.0]), {"edit_images": 1}, "edit_images must be an int"),
+            ((["sigma"], ["Smiling"], [1.0]), {"interpolation_steps": True},
+             "interpolation_steps must be an int >= 2"),
+            ((["sigma"], ["Smiling"], [1.0]), {"device": "tpu"}, "unknown device")):
+        with pytest.raises(ConfigError, match=message):
+            run_setup.check_editing_parameters(*lists, **{**counts, **common, **changed})
+
+
+def test_eval_samples_beyond_the_test_images_are_refused_only_when_evaluating(faces):
+    from cvae_tutorial import ConfigError
+    from cvae_tutorial.demos import run_setup
+
+    _, test_data = faces
+    run_setup.check_eval_samples(False, 10_000, test_data)
+    run_setup.check_eval_samples(True, len(test_data), test_data)
+    with pytest.raises(ConfigError, match=f"eval_samples=49 exceeds the {len(test_data)} test"):
+        run_setup.check_eval_samples(True, len(test_data) + 1, test_data)
+
+
+def test_table_titles_escape_the_bar_of_a_markdown_cell():
+    from cvae_tutorial.demos import run_setup
+
+    titles = run_setup.table_titles(["sigma", "sigma_qxy"])
+    assert titles["sigma"] == "σ-CVAE" and titles["sigma_qxy"].count("\\|") == 1
+
+
+@pytest.fixture(scope="module")
+def stand_ins(faces, tmp_path_factory):
+    """Stand-in checkpoints of two models for seeds 0 and 3, trained one epoch."""
+    from cvae_tutorial.demos import run_setup
+
+    train_data, test_data = faces
+    folder = tmp_path_factory.mktemp("stand_ins") / "run"
+    returned = run_setup.train_stand_ins(["sigma", "sigma_flow"], [0, 3], train_data,
+                                         test_data, folder, epochs=1, latent_dim=4,
+                                         device="cpu")
+    return folder, returned
+
+
+def test_stand_ins_are_one_checkpoint_per_model_and_seed(stand_ins):
+    from cvae_tutorial.checkpoints import load_checkpoint
+
+    folder, returned = stand_ins
+    assert returned == str(folder)
+    for seed in (0, 3):
+        for name in ("sigma", "sigma_flow"):
+            state = load_checkpoint(folder / f"seed{seed}" / name / "checkpoint.pt")
+            assert state["train_config"]["seed"] == seed
+            assert state["train_config"]["epochs"] == 1 and len(state["history"]) == 1
+            assert state["model_config"]["image_size"] == 16
+            assert state["model_config"]["latent_dim"] == 4
+
+
+def test_find_checkpoints_reads_a_run_or_asks_for_stand_ins(stand_ins, tmp_path):
+    from cvae_tutorial.demos import run_setup
+
+    folder, _ = stand_ins
+    found = run_setup.find_checkpoints(str(folder), ["sigma", "sigma_flow"], [0, 3],
+                                       "elsewhere", 2)
+    assert not found.stand_ins and found.run_dir == str(folder) and found.image_size == 16
+    assert len(found.run.found) == 4 and "seeds 0, 3 (16x16)" in found.message
+    empty = run_setup.find_checkpoints(str(tmp_path / "none"), ["sigma"], [0],
+                                       str(tmp_path / "tiny"), 2)
+    assert empty.stand_ins and empty.run is None and empty.run_dir == str(tmp_path / "tiny")
+    assert empty.image_size == run_setup.STAND_IN_IMAGE_SIZE
+    assert empty.message.startswith("no checkpoints in") and "(2 epochs)" in empty.message
+    with pytest.raises(FileNotFoundError, match="no checkpoint for seed 1 of sigma"):
+        run_setup.find_checkpoints(str(folder), ["sigma"], [0, 1], "elsewhere", 2)
+
+
+# --- training_results (chapter 5) --------------------------------------------------------------
+
+def _seed_rows(values: dict, column: str = "neg_elbo") -> list:
+    """Rows of models over three seeds: {model: [value per seed]} in ``column``, the other
+    columns of the training table 0."""
+    from cvae_tutorial.demos import training_results
+
+    return [{"model": name, "seed": seed, **{c: 0.0 for c in training_results.COLUMNS},
+             column: value}
+            for name, per_seed in values.items() for seed, value in enumerate(per_seed)]
+
+
+def test_final_row_is_the_test_elbo_the_reconstruction_mse_and_the_summed_time(faces,
+                                                                                monkeypatch):
+    from cvae_tutorial.data import to_float
+    from cvae_tutorial.demos import training_results
+    from cvae_tutorial.training import evaluate_neg_elbo
+
+    _, test_data = faces
+    model = CVAE(run_config("sigma", image_size=16, latent_dim=4)).initialize(0).eval()
+    monkeypatch.setattr(training_results, "RECONSTRUCTED", 8)
+    history = [{"seconds": 1.5}, {"seconds": 2.0}]
+    row = training_results.final_row(model, history, test_data, "sigma", seed=3)
+    test = evaluate_neg_elbo(model, test_data, seed=3)
+    assert row["neg_elbo"] == test["neg_elbo"] and row["kl"] == test["kl"]
+    x, y = to_float(test_data.images[:8]), test_data.labels[:8]
+    with torch.no_grad():
+        mse = ((model.reconstruct(x, y) - x) ** 2).mean().item()
+    assert row["recon_mse"] == pytest.approx(mse)  # the first 8 images, not all 48
+    assert row["seconds"] == 3.5 and (row["model"], row["seed"]) == ("sigma", 3)
+    assert row["log_sigma"] == model.decoder_log_sigma.item()
+
+
+def test_training_verdicts_name_the_better_model_only_for_the_pairs_present():
+    from cvae_tutorial.demos import training_results
+
+    rows = _seed_rows({"sigma": [10.0, 10.5, 9.6], "sigma_qxy": [5.0, 5.4, 4.7]})
+    titles = {"sigma": "A", "sigma_qxy": "B"}
+    lines = training_results.verdicts(rows, titles).splitlines()
+    assert len(lines) == 2  # the −ELBO and the KL of the encoder pair; no other pair
+    assert lines[0].startswith("Test −ELBO, encoder q(z|x) vs q(z|x,y): B is better than A")
+    assert "seed 0: sigma 10.0, sigma_qxy 5.0" in training_results.seed_line(rows, 0)
+
+
+def test_power_sentence_states_the_rules_power_at_each_gap():
+    from cvae_tutorial.demos import training_results
+    from cvae_tutorial.evaluation import paired_power
+
+    sentence = training_results.power_sentence(3)
+    assert sentence.startswith("With 3 paired seeds the rule names the better model "
+                               f"{100 * paired_power(1, 3):.0f} % of the time at a gap of 1 SD")
+    assert f"with 5 seeds, {100 * paired_power(2, 5):.0f} % at 2 SD" in sentence
+
+
+def test_training_answer_says_which_comparisons_found_a_winner():
+    from cvae_tutorial.demos import training_results
+
+    found = _seed_rows({"sigma": [10.0, 10.5, 9.6], "sigma_qxy": [5.0, 5.4, 4.7],
+                        "sigma_cond": [5.1, 5.2, 4.6]})
+    answer = training_results.answer(found, epochs=1)
+    assert answer.startswith("On this run (3 seeds of 1 epoch), 1 of the 3 one-choice")
+    assert "Test −ELBO, encoder q(z|x) vs q(z|x,y): σ-CVAE, q(z|x,y), N(0, I) prior is " \
+           "better" in answer
+    assert "The other 2 are within noise (Test KL" in answer
+    kl = _seed_rows({"sigma": [1.0, 1.1, 0.9], "sigma_qxy": [3.0, 3.2, 2.9]}, "kl")
+    assert "q(z|x,y), N(0, I) prior is higher" in training_results.answer(kl, epochs=2)
+    none = training_results.answer(_seed_rows({"sigma": [1.0, 2.0, 3.0],
+                                               "sigma_qxy": [2.0, 1.0, 3.0]}), epochs=2)
+    assert "none of the 2 one-choice comparisons" in none and "all are within noise" in none
+    assert "holds none of its pairs" in training_results.answer(
+        _seed_rows({"sigma": [1.0, 2.0, 3.0]}), epochs=2)
+
+
+def test_attribute_sets_start_from_the_typical_face(faces):
+    from cvae_tutorial.demos import training_results
+
+    train_data, _ = faces
+    names = list(train_data.attribute_names)
+    typical = (train_data.labels.mean(0) > 0.5).float()
+    labels = training_results.attribute_set_labels(train_data)
+    assert list(labels) == list(training_results.ATTRIBUTE_SETS)
+    assert torch.equal(labels["typical face"], typical)
+    blond = labels["Blond_Hair, Wearing_Lipstick"]
+    assert blond[names.index("Blond_Hair")] == 1 and blond[names.index("Black_Hair")] == 0
+    assert blond[names.index("Wearing_Lipstick")] == 1
+    assert labels["not Smiling"][names.index("Smiling")] == 0
+    others = [i for i in range(len(names)) if names[i] not in ("Male", "Eyeglasses")]
+    assert torch.equal(labels["Male, Eyeglasses"][others], typical[others])
+    both = training_results.attribute_set_labels(
+        train_data, {"both": {"Black_Hair": 1, "Blond_Hair": 1}})["both"]
+    assert both[names.index("Black_Hair")] == 0  # blond hair asked: not black as well
+    mine = training_results.attribute_set_labels(train_data, {"a set": {"Unknown": 1}})
+    assert list(mine) == ["typical", *names[:5]]  # data without the names: each of five
+
+
+# --- evaluation_report (chapter 6) -------------------------------------------------------------
+
+def _evaluation_rows(models=("gaussian", "sigma", "sigma_flow"), seeds=(0, 1, 2)):
+    """Results rows of chapter 6's shape: each model a step better than the one before on
+    the distance (seed noise 0.1), the shuffled distances as the unshuffled ones and the
+    joint distance rising under the shuffle by 1 (noise 0.1)."""
+    rows = []
+    for rank, name in enumerate(models):
+        for seed, noise in zip(seeds, (0.0, 0.1, -0.1)):
+            rows.append({
+                "model": name, "seed": seed, "distance_name": "FD_attr",
+                "distance": 10.0 - 3 * rank + noise, "shuffled_distance": 10.0 - 3 * rank,
+                "joint_distance": 5.0 + noise, "shuffled_joint_distance": 6.0 + 2 * noise,
+                "distance_inf": 8.0 - 3 * rank, "distance_slope": 200.0 + seed,
+                "distance_curve": [12.0 - 3 * rank + seed, 11.0 - 3 * rank],
+                "curve_sizes": [100, 200], "num_samples": 200, "kid": 0.1 * rank,
+                "floor_distance": 1.5, "floor_distance_curve": [2.0, 1.5],
+                "floor_distance_inf": 1.0, "floor_distance_slope": 100.0,
+                "floor_distance_inf_se": 0.2, "floor_kid": 0.001, "floor_kid_se": 0.002,
+                "bits_per_dim": 9.4 if name == "gaussian" else 4.5 + noise,
+                "balanced_accuracy": 0.7 + 0.1 * rank, "flip_rate": 0.5, "prior_hole": 0.1,
+                "active_units": 4.0, "test_kl": 10.0 * rank,
+                "balanced_accuracy_Male": 0.9, "balanced_accuracy_Smiling": 0.6 + noise})
+    return rows
+
+
+def test_results_tables_and_the_classifier_line():
+    from cvae_tutorial.demos import evaluation_report as report
+
+    rows = [{**row, "real_attribute_accuracy": 0.91, "real_balanced_accuracy": 0.875,
+             "latent_dim": 16} for row in _evaluation_rows(("sigma",), (0,))]
+    line = report.classifier_line(rows, [0, 1, 2], ["sigma", "sigma_flow"])
+    assert line == ("3 seeds x 2 models; the classifier on the real test images: accuracy "
+                    "0.910, balanced accuracy 0.875; latent dimensions: 16")
+    assert [title for title, _ in report.RESULT_TABLES] == [
+        "Likelihoods and distances", "Conditioning and the latent space"]
+
+
+def test_the_shift_report_says_where_the_joint_distance_sees_conditioning():
+    from cvae_tutorial.demos import evaluation_report as report
+
+    rows = _evaluation_rows(("sigma", "sigma_flow"))
+    shifted = report.label_shifts(rows)
+    assert shifted[1]["shift"] == pytest.approx(-0.1)  # shuffled minus the right labels
+    assert shifted[1]["joint_shift"] == pytest.approx(1.1)
+    assert "shift" not in rows[0]  # the rows themselves are left as they were
+    lines = report.shift_report(rows, "FD_attr").splitlines()
+    assert lines[0].endswith("FD_attr (the floor) and joint FD_attr")
+    assert lines[1].endswith("the joint distance sees conditioning")
+    blind = [{**row, "shuffled_joint_distance": row["joint_distance"] + row["seed"] % 2}
+             for row in rows]
+    assert report.shift_report(blind, "FD_attr").splitlines()[1].endswith("blind here")
+
+
+def test_distance_curves_average_the_seeds_and_end_with_the_floor():
+    from cvae_tutorial.demos import evaluation_report as report
+
+    sizes, curves = report.distance_curves(_evaluation_rows(("sigma",)))
+    assert list(sizes) == [100, 200]
+    assert list(curves) == ["σ-CVAE", "real vs real (the floor)"]
+    sigma = curves["σ-CVAE"]
+    assert list(sigma.values) == [12.0 + 1.0, 11.0] and sigma.slope == pytest.approx(201.0)
+    assert curves["real vs real (the floor)"].inf == 1.0
+    text = report.n_curve_report(_evaluation_rows(("sigma",)), "FD_attr").splitlines()
+    assert text[0].startswith("the floor (two disjoint real sets): FD_attr 2.00 at N = 100, "
+                              "1.50 at N = 200, extrapolated 1.00 ± 0.20 at N = ∞")
+    assert "(20% of the distance at N is bias)" in text[1]  # (10 − 8) / 10
+
+
+def test_attribute_balanced_accuracy_has_a_zero_error_for_a_single_seed():
+    from cvae_tutorial.demos import evaluation_report as report
+
+    values = report.attribute_balanced_accuracy(_evaluation_rows(("sigma",)),
+                                                ["Male", "Smiling"])
+    means, errors = values["σ-CVAE"]
+    assert list(means) == pytest.approx([0.9, 0.6]) and errors[1] > 0 and errors[0] == 0
+    one = report.attribute_balanced_accuracy(_evaluation_rows(("sigma",), (0,)), ["Male"])
+    assert list(one["σ-CVAE"][1]) == [0]
+
+
+def test_the_shortcut_comparison_reads_the_papers_shortcut_samples(faces):
+    from types import SimpleNamespace
+
+    from cvae_tutorial.demos import evaluation_report as report
+    from cvae_tutorial.evaluation import base_noise, sample_images
+    from cvae_tutorial.evaluation.judge import Reading
+
+    _, test_data = faces
+    read = []
+
+    def judge_read(images):
+        read.append(images)
+        return Reading(torch.ones(len(images), test_data.num_attributes),
+                       images.flatten(1)[:, :6].double().numpy())
+
+    model = flow_model(scale=0.1)
+    reference = test_data.images[:16].flatten(1)[:, :6].double().numpy()
+    evaluation = SimpleNamespace(test_data=test_data, num_samples=16, reference=reference,
+                                 judge=SimpleNamespace(read=judge_read))
+    comparison = report.compare_shortcut(model, {"distance": 2.0, "attribute_accuracy": 0.5},
+                                         evaluation, seed=4)
+    labels = test_data.labels[:16]
+    _, expected = sample_images(model, labels, base_noise(16, 4, 4), paper_shortcut=True)
+    assert torch.equal(read[0], expected)
+    assert comparison.shortcut_accuracy == pytest.approx(labels.mean().item())
+    assert comparison.correct_distance == 2.0
+    text = report.ShortcutComparison(2.0, 0.5, 5.0, 0.48).report("FD_attr")
+    assert "the shortcut's FD_attr is 2.5x the correct sampler's; attribute accuracy " \
+           "0.500 -> 0.480" in text
+
+
+def test_the_bound_curve_tightens_from_the_first_draw_to_all_of_them(faces):
+    from cvae_tutorial.demos import evaluation_report as report
+    from cvae_tutorial.evaluation import dataset_log_weights
+
+    assert report.bound_sizes(100) == [1, 2, 5, 10, 20, 50, 100]
+    assert report.bound_sizes(4) == [1, 2, 4]
+    _, test_data = faces
+    model = CVAE(run_config("sigma", image_size=16, latent_dim=4)).initialize(0).eval()
+    curve = report.bound_curve(model, test_data, 4, 8, seed=1)
+    log_w = dataset_log_weights(model, test_data, 4, 8, seed=1, progress=False)
+    assert curve.ks == [1, 2, 4] and curve.images == 8
+    assert curve.nll[0] == pytest.approx(-log_w[:, 0].mean().item(), rel=1e-5)
+    assert curve.neg_elbo == pytest.approx(-log_w.mean().item())
+    assert curve.nll[-1] <= curve.neg_elbo
+    assert curve.line("sigma", 3 * 16 * 16).startswith("sigma      on 8 images: -ELBO ")
+
+
+def test_the_papers_order_holds_is_contradicted_or_is_not_resolved():
+    from cvae_tutorial.demos import evaluation_report as report
+
+    rows = _evaluation_rows()
+    assert report.paper_order(rows) == "holds"
+    reversed_ = [{**row, "distance": -row["distance"]} for row in rows]
+    assert report.paper_order(reversed_) == "is contradicted"
+    flat = [{**row, "distance": 1.0 + 0.1 * row["seed"] * (-1) ** len(row["model"])}
+            for row in rows]
+    assert report.paper_order(flat) == "is not resolved (within noise)"
+    half = [{**row, "distance": (7.3, 6.7, 7.0)[row["seed"]]}  # as the σ-CVAE's 7 ± 0.1
+            if row["model"] == "sigma_flow" else row for row in rows]
+    assert report.paper_order(half) == "is not resolved (within noise)"  # one step of two
+    assert report.paper_order(_evaluation_rows(("sigma_cond",))) == \
+        "is not resolved (within noise)"
+
+
+def test_the_verdict_report_numbers_each_comparison_it_can_make():
+    from cvae_tutorial.demos import evaluation_report as report
+
+    rows = _evaluation_rows(("gaussian", "sigma", "sigma_qxy"))
+    titles = {name: name for name in ("gaussian", "sigma", "sigma_qxy")}
+    text = report.verdict_report(rows, titles, distance_name="FD_attr", dataset="embedded",
+                                 image_size=32, uniform_bits=8.0)
+    assert text.startswith("1. The paper's order of its three models by FID (Gaussian CVAE "
+                           "worst, flow prior best) holds on FD_attr, embedded at 32x32: "
+                           "another data set")
+    blocks = text.split("\n\n")
+    assert blocks[1].startswith("2. σ = 1 vs σ*") and blocks[2].startswith("3. The encoder")
+    assert "bits/dim" not in blocks[1] and "   bits/dim: " in blocks[2]
+    assert "   FD_attr∞: " in blocks[1] and len(blocks) == 4
+    assert blocks[3].startswith("6. KL term on the test images at the end of training")
+    assert "Gaussian CVAE (σ = 1): 9.400 bits/dim is above 8" in blocks[3]
+    assert "σ-CVAE: 4.500" not in blocks[3]
+    shortcut = report.ShortcutComparison(2.0, 0.5, 5.0, 0.48)
+    with_shortcut = report.verdict_report(rows, titles, distance_name="FID",
+                                          dataset="celeba", image_size=64, uniform_bits=8.0,
+                                          shortcut=shortcut, shortcut_seed=2)
+    assert "celeba at 64x64.\n" in with_shortcut
+    assert with_shortcut.endswith("7. Flow prior (seed 2), correct sampler vs the paper's "
+                                  "shortcut: FID 2.00 vs 5.00, attribute accuracy 0.500 vs "
+                                  "0.480.")
+
+
+def test_the_test_kl_comes_from_each_checkpoints_history(stand_ins):
+    from cvae_tutorial.checkpoints import load_history
+    from cvae_tutorial.demos import evaluation_report as report
+
+    folder, _ = stand_ins
+    rows = [{"model": "sigma_flow", "seed": 3}, {"model": "sigma", "seed": 0}]
+    report.add_test_kl(rows, folder)
+    assert rows[0]["test_kl"] == load_history(folder / "seed3" / "sigma_flow" /
+                                              "checkpoint.pt")[-1]["test_kl"]
+    assert rows[1]["test_kl"] != rows[0]["test_kl"]
+
+
+def test_run_key_points_state_the_latent_control_only_as_its_numbers_allow():
+    from cvae_tutorial.demos import evaluation_report as report
+    from cvae_tutorial.demos.latent_control import Control
+
+    floor = {"floor_distance": 1.96, "num_samples": 1000}
+    points = report.run_key_points(floor, "FD_attr", "holds")
+    assert len(points) == 2 and "score 1.96 (FD_attr) at N = 1000" in points[0]
+    assert points[1] == ("The paper's order of its three models by the distance holds in "
+                         "this chapter's short run.")
+    seen = {"latents only": Control(0.19, 0.16, 0.033),
+            "(latent, labels) pairs": Control(0.21, 0.31, 0.05)}
+    assert report.run_key_points(floor, "FD_attr", "holds", seen)[2] == \
+        report.LATENT_KEY_POINT
+    unseen = {**seen, "(latent, labels) pairs": Control(0.4, 0.402, 0.866)}
+    point = report.run_key_points(floor, "FD_attr", "holds", unseen)[2]
+    assert "did not show" in point and "+0.002 (noise floor 0.866)" in point
+    moved = {**seen, "latents only": Control(0.1, 0.2, 0.033)}
+    assert "did not show" in report.run_key_points(floor, "FD_attr", "holds", moved)[2]
+    box = report.key_points_box(["one", "two"])
+    assert box == "```{admonition} Key points\n:class: tip\n- one\n- two\n```"
+
+
+# --- editing_report and explorer (chapter 7) ---------------------------------------------------
+
+def _outcome(name, success, preserved=None, pixel=0.1):
+    from cvae_tutorial.evaluation.edits import EditOutcome
+
+    success = torch.tensor(success, dtype=torch.bool)
+    preserved = torch.ones(len(success), dtype=torch.float64) if preserved is None else \
+        torch.tensor(preserved, dtype=torch.float64)
+    distances = torch.full((len(success),), pixel, dtype=torch.float64)
+    return EditOutcome(name, success, preserved, distances, distances - 0.05,
+                       torch.ones(len(success), dtype=torch.bool))
+
+
+def test_estimates_read_per_image_values_or_a_pair():
+    from cvae_tutorial.demos import editing_report as report
+
+    assert report.estimate((0.5, 0.01)) == "0.500 ± 0.010"
+    assert report.estimate(torch.tensor([1.0, 3.0]), 2) == "2.00 ± 1.00"
+
+
+def test_edit_examples_and_the_measured_edits_of_one_model(faces):
+    from cvae_tutorial.data import to_float
+    from cvae_tutorial.demos import editing_report as report
+    from cvae_tutorial.editing import edit, edited_labels
+
+    _, test_data = faces
+    model = CVAE(run_config("sigma", image_size=16, latent_dim=4)).initialize(0).eval()
+    x, y = to_float(test_data.images[:3]), test_data.labels[:3]
+    strips = report.edit_examples(model, x, y, [1, 4])
+    assert len(strips) == 4 and torch.equal(strips[0], x)
+    assert torch.equal(strips[1], model.reconstruct(x, y))
+    assert torch.equal(strips[3], edit(model, x, y, edited_labels(y, 4)))
+    classifier = ConstantClassifier(test_data.num_attributes)
+    outcomes, per_image = report.measure_model_edits(model, classifier, test_data, 7)
+    assert [o.attribute for o in outcomes] == list(test_data.attribute_names)
+    assert len(per_image["success"]) == 7  # the first 7 images
+    expected = torch.stack([o.preserved.double() for o in outcomes]).mean(0)
+    assert torch.equal(per_image["preserved"], expected)  # each image: mean over attributes
+    ceiling = report.reconstruction_ceiling(model, classifier, test_data, 10, batch_size=3)
+    assert torch.allclose(ceiling, test_data.labels[:10].mean(0))  # reads every one as 1
+    assert torch.equal(ceiling, report.reconstruction_ceiling(model, classifier, test_data, 10))
+
+
+def test_edit_tables_and_sentences():
+    from cvae_tutorial.demos import editing_report as report
+
+    outcomes = [_outcome("Smiling", [1, 1, 0, 1]), _outcome("Wearing_Hat", [0, 0, 0, 1])]
+    per_image = {"success": torch.tensor([0.5, 0.5, 0.0, 1.0], dtype=torch.float64),
+                 "preserved": torch.ones(4, dtype=torch.float64),
+                 "pixel_distance": torch.full((4,), 0.1, dtype=torch.float64),
+                 "reconstruction_distance": torch.full((4,), 0.05, dtype=torch.float64)}
+    edits = {"sigma": (outcomes, per_image)}
+    table = report.edits_markdown(edits, {"sigma": torch.tensor([0.8, 0.6])}).splitlines()
+    assert table[2].startswith("| σ-CVAE | 0.500 ± 0.204 | 0.700 | 1.000 ± 0.000 | 0.1000 ± ")
+    rates, errors = report.success_rates(outcomes)
+    assert rates == [0.75, 0.25] and errors[0] == pytest.approx((0.75 * 0.25 / 4) ** 0.5)
+    assert report.easiest_and_hardest(edits) == (
+        "sigma      easiest edit Smiling 0.750 ± 0.217, hardest Wearing_Hat 0.250 ± 0.217")
+    index, change = report.largest_success_change(
+        outcomes, [_outcome("Smiling", [1, 1, 1, 1]), _outcome("Wearing_Hat", [0, 0, 0, 0])])
+    assert (index, change) == (0, 0.25)  # the first of two equal moves, in either direction
+    index, change = report.largest_success_change(
+        outcomes, [_outcome("Smiling", [1, 1, 0, 1]), _outcome("Wearing_Hat", [0, 0, 0, 0])])
+    assert (index, change) == (1, -0.25)
+
+
+def test_kept_against_moved_compares_each_measure_image_by_image():
+    from cvae_tutorial.demos import editing_report as report
+
+    kept = {"success": torch.tensor([1.0, 1.0, 0.0, 1.0]), "preserved": torch.ones(4),
+            "pixel_distance": torch.tensor([0.10, 0.11, 0.12, 0.10])}
+    moved = {**kept, "pixel_distance": kept["pixel_distance"] + 0.05}
+    lines = report.kept_vs_moved_report(kept, moved).splitlines()
+    assert lines[0].startswith("edit success    code kept 0.750 ± 0.250, moved through")
+    assert "within noise" in lines[1]
+    assert "keeping the code is better than moving it, lower by 0.0500" in lines[5]
+    assert report.keep_or_move(None).startswith("No flow model")
+    assert "within noise of each other" in report.keep_or_move((kept, kept))
+    always = {**kept, "success": torch.ones(4)}
+    worse = {**kept, "success": 0.01 * torch.arange(4)}
+    assert report.keep_or_move((always, worse)) == (
+        "For the flow prior, the two edits differ: keeping the code is better on success "
+        "(paired over images).")
+
+
+def test_kept_and_moved_rows_are_the_same_image_for_a_standard_normal_prior(faces):
+    from cvae_tutorial.demos import editing_report as report
+
+    _, test_data = faces
+    model = CVAE(run_config("sigma", image_size=16, latent_dim=4)).initialize(0).eval()
+    rows = report.kept_and_moved_rows(model, test_data, 2, count=5)
+    assert list(rows) == ["originals (test images)", "code kept",
+                          "code moved through the prior"]
+    assert rows["code kept"].shape == (5, 3, 16, 16)
+    assert torch.allclose(rows["code kept"], rows["code moved through the prior"])
+    flow = report.kept_and_moved_rows(flow_model(scale=0.2), test_data, 2, count=5)
+    assert not torch.allclose(flow["code kept"], flow["code moved through the prior"])
+
+
+def test_the_interpolation_pair_and_its_crossings(faces):
+    from cvae_tutorial.demos import editing_report as report
+
+    _, test_data = faces
+    pair, changing = report.interpolation_pair(test_data)
+    labels, names = test_data.labels, list(test_data.attribute_names)
+    assert pair[0] == 0 and (labels[pair[1]] != labels[0]).sum() >= 2
+    assert all((labels[i] != labels[0]).sum() < 2 for i in range(1, pair[1]))
+    assert changing == [a for i, a in enumerate(names)
+                        if labels[0, i] != labels[pair[1], i]][:report.CHANGING_SHOWN]
+    assert report.crossings(torch.tensor([0.2, 0.6, 0.4, 0.7, 0.8])) == 3
+    assert report.crossings(torch.tensor([0.6, 0.9])) == 0
+    trained = {"sigma": CVAE(run_config("sigma", image_size=16, latent_dim=4)).initialize(0),
+               "sigma_flow": flow_model()}
+    paths = report.interpolation_paths(trained, test_data, pair, changing, 5,
+                                       ConstantClassifier(test_data.num_attributes))
+    assert list(paths) == ["σ-CVAE, line in z", "σ-CVAE + Real NVP prior, line in z",
+                           "σ-CVAE + Real NVP prior, line in u = f(z)"]
+    path = paths["σ-CVAE, line in z"]
+    assert path.images.shape == (5, 3, 16, 16) and list(path.probabilities) == changing
+    assert all(n == 0 for n in path.crossings.values())  # the classifier never changes
+    assert report.crossings_report({"a path": path}).startswith(
+        f"a path: each changing attribute crosses p = 0.5 {changing[0]} 0x")
+
+
+def test_the_temperature_sweep_samples_each_temperature_with_the_same_noise(faces, tmp_path):
+    from types import SimpleNamespace
+
+    from cvae_tutorial.demos import editing_report as report
+    from cvae_tutorial.evaluation import balanced_accuracy_terms, base_noise, sample_images
+    from cvae_tutorial.evaluation.judge import Reading
+
+    _, test_data = faces
+    read = []
+
+    def judge_read(images):
+        read.append(images)
+        return Reading(torch.ones(len(images), test_data.num_attributes),
+                       images.flatten(1)[:, :6].double().numpy())
+
+    model = flow_model(scale=0.1)
+    evaluation = SimpleNamespace(
+        test_data=test_data, num_samples=12, judge=SimpleNamespace(read=judge_read),
+        reference=test_data.images[:12].flatten(1)[:, :6].double().numpy())
+    sweep = report.temperature_sweep({"sigma_flow": model}, [0.0, 1.0], evaluation, seed=2)
+    assert list(sweep) == [("sigma_flow", 0.0), ("sigma_flow", 1.0)]
+    labels = test_data.labels[:12]
+    _, cold = sample_images(model, labels, base_noise(12, 4, 2), temperature=0.0)
+    assert torch.equal(read[0], cold) and not torch.equal(read[0], read[1])
+    distance, accuracy = sweep["sigma_flow", 1.0]
+    assert accuracy.shape == (12,) and distance >= 0
+    distances, accuracies = report.sweep_curves(sweep, [0.0, 1.0])
+    title = "σ-CVAE + Real NVP prior"
+    assert distances[title] == [sweep["sigma_flow", 0.0][0], distance]
+    assert accuracies[title][0][1] == pytest.approx(accuracy.mean().item())
+    table = report.sweep_markdown(sweep, "FD_attr").splitlines()
+    assert table[0] == "| model | τ | FD_attr | balanced attribute accuracy |"
+    assert table[3].startswith(f"| {title} | 1.0 | {distance:.2f} | ")
+    assert report.chapter6_comparison(sweep, tmp_path, 0, "FD_attr") == []  # no table
+    (tmp_path / "results.csv").write_text(
+        "model,seed,distance_name,distance\nsigma_flow,0,FD_attr,3.25\n"
+        "sigma_flow,1,FD_attr,7.5\nsigma,0,FD_attr,1.0\n")  # seed 0's row, not the last
+    assert report.chapter6_comparison(sweep, tmp_path, 0, "FD_attr") == [
+        f"sigma_flow τ = 1: FD_attr {distance:.2f} here, 3.25 in chapter 6's table"]
+    assert report.chapter6_comparison(sweep, tmp_path, 0, "FID") == []  # another space
+    assert report.chapter6_comparison({("sigma_flow", 0.5): (1.0, accuracy)}, tmp_path, 0,
+                                      "FD_attr") == []
+    classifier = ConstantClassifier(test_data.num_attributes)
+    terms = balanced_accuracy_terms(torch.ones(12, test_data.num_attributes), labels)
+    assert report.real_balanced_accuracy(classifier, test_data, 12) == \
+        pytest.approx(terms.mean().item())  # the first 12 test images, read as all 1
+
+
+def test_the_answer_report_and_which_model_edits_best():
+    from cvae_tutorial.demos import editing_report as report
+
+    def summary(success, preserved=1.0):
+        return {"success": torch.tensor(success, dtype=torch.float64),
+                "preserved": torch.full((len(success),), preserved, dtype=torch.float64),
+                "pixel_distance": torch.full((len(success),), 0.1, dtype=torch.float64),
+                "reconstruction_distance": torch.full((len(success),), 0.05,
+                                                      dtype=torch.float64)}
+
+    summaries = {"sigma": summary([0.9, 0.8, 0.95, 0.85]), "gaussian": summary([0.2, 0.3,
+                                                                              0.25, 0.1])}
+    ceilings = {"sigma": torch.tensor([0.95, 0.95]), "gaussian": torch.tensor([0.9, 0.9])}
+    answer = report.best_editor(summaries, ceilings)
+    assert answer.startswith("σ-CVAE edits best: its edits succeed more often")
+    assert "Ceiling minus success: σ-CVAE 0.075, Gaussian CVAE (σ = 1) 0.687" in answer
+    worse_kept = {**summaries, "sigma": summary([0.9, 0.8, 0.95, 0.85], preserved=0.5)}
+    worse_kept["sigma"]["preserved"][0] = 0.4
+    assert report.best_editor(worse_kept, ceilings).startswith("No model edits best")
+    sweep = {(name, tau): (1.0 + tau, torch.tensor([0.5, 0.6, 0.7]) + tau)
+             for name in summaries for tau in (0.0, 1.0)}
+    text = report.answer_report(summaries, ceilings, None, sweep, [0.0, 1.0], images=4,
+                                dataset="embedded", attributes=2, distance_name="FD_attr")
+    lines = text.splitlines()
+    assert lines[0] == ("Edit success and preservation on 4 embedded test images per "
+                        "attribute (mean over 2 attributes, ± one s.e. over images):")
+    assert "success: sigma is better than gaussian" in lines[3]
+    assert "Flow prior" not in text
+    assert "Temperature, σ-CVAE: FD_attr lowest at τ = 0.0 (1.00); balanced accuracy " \
+           "τ = 0.0 0.600 ± 0.058 vs τ = 1.0 1.600 ± 0.058." in text
+    with_flow = report.answer_report(summaries, ceilings, (summaries["sigma"],
+                                                           summaries["sigma"]),
+                                     sweep, [0.0, 1.0], images=4, dataset="embedded",
+                                     attributes=2, distance_name="FD_attr")
+    assert "Flow prior, keeping the posterior code vs moving it through the prior:" \
+        in with_flow
+
+
+def test_the_explorer_starts_typical_and_draws_the_same_noise(faces):
+    from cvae_tutorial.demos import explorer
+
+    train_data, _ = faces
+    names = list(train_data.attribute_names)
+    start = explorer.start("sigma", names, train_data.labels)
+    assert start["model_name"] == "sigma" and start["temperature"] == 0.7
+    assert [start[a] for a in names] == (train_data.labels.mean(0) > 0.5).tolist()
+    model = flow_model(scale=0.1)
+    ticked = {names[0]: True}
+    first = explorer.samples(model, names, ticked, 0.7, seed=3, count=4)
+    assert torch.equal(first, explorer.samples(model, names, ticked, 0.7, seed=3, count=4))
+    cold = explorer.samples(model, names, ticked, 0.0, seed=3, count=4)
+    assert torch.allclose(cold[0], cold[3]) and not torch.allclose(first[0], first[3])
+    assert explorer.title("M", 0.7, names, ticked) == \
+        f"M, τ = 0.70\nattributes on: {names[0].replace('_', ' ')}"
+    assert explorer.title("M", 0.7, names, {}).endswith("attributes on: none")
+
+
+def test_the_live_explorer_redraws_with_every_setting():
+    pytest.importorskip("ipywidgets")
+    from cvae_tutorial.demos import explorer
+
+    names = ["Smiling", "Male"]
+    drawn = []
+    settings = dict(model_name="b", temperature=0.7, Smiling=True, Male=False)
+    box = explorer.explorer(lambda **s: drawn.append(s), ["a", "b"], names, settings)
+    header, boxes, _, _ = box.children
+    header.children[1].value = 1.2  # the τ slider
+    assert drawn == [{**settings, "temperature": 1.2}]
+    boxes.children[1].value = True  # Male
+    assert drawn[-1] == {**settings, "temperature": 1.2, "Male": True}
+    assert header.children[0].value == "b" and len(boxes.children) == 2

@@ -8,8 +8,14 @@ in :mod:`cvae_tutorial.study`). One module per job, each named for it:
 - :mod:`.kl_sign`: training steps with the paper's KL sign or the correct one (chapter 4);
 - :mod:`.samplers`: the flow prior's two samplers compared in latent space and by the attribute
   classifier, and decoded for chosen attribute sets (chapter 4);
-- :mod:`.latent_control`: the shuffled-label control of latent Fréchet distances (chapter 6).
-- :mod:`.sharpness`: the Laplacian energy of images, how sharp they are (chapter 2).
+- :mod:`.latent_control`: the shuffled-label control of latent Fréchet distances (chapter 6);
+- :mod:`.sharpness`: the Laplacian energy of images, how sharp they are (chapter 2);
+- :mod:`.run_setup`: the parameters of chapters 5–7 checked beyond their types, chapter 5's
+  checkpoints found, or stand-ins trained;
+- :mod:`.training_results`: chapter 5's table rows, verdicts, answer and Fig. 5's labels;
+- :mod:`.evaluation_report`: chapter 6's tables, controls, curves, verdicts and key points;
+- :mod:`.editing_report`: chapter 7's edits, interpolations, temperature sweep and answer;
+- :mod:`.explorer`: chapter 7's attribute explorer (its samples and live controls).
 
 Figures are drawn by :mod:`cvae_tutorial.plotting` from what these functions return.
 """
