@@ -7,6 +7,7 @@ import math
 import textwrap
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import SymLogNorm
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
@@ -449,4 +450,100 @@ def plot_temperature_sweep(temperatures, distances: dict, accuracies: dict,
     for ax in (left, right):
         ax.set_xlabel("temperature τ")
     _bottom_legend(fig, right, ncol=4)
+    return fig
+
+
+# Chapter 1: the ELBO
+
+ELBO_SWEEP_AXES = {  # chapter 1's two sweeps of q: (the panel's title, its x-axis label)
+    "q's mean": ("ELBO as q's mean moves",
+                 "offset of q's mean μ₁ from the\nposterior mean (posterior sd)"),
+    "q's scale": ("ELBO as q's scale changes", "log(σ₁ / posterior sd)"),
+}
+
+
+def plot_elbo_sweeps(log_evidence: float, sweeps: dict, kls, gaps, errors):
+    """Chapter 1's figure, a 2×2 grid that fits the column. On top, a panel per sweep of q
+    (two: {what moves: (its values, the Monte Carlo ELBO, its standard errors, log p(x|y) −
+    KL(q ‖ posterior))}): the ELBO with ± 2 s.e. bars, the exact curve through it, log p(x|y),
+    and q = posterior at 0. Below, the random encoders' gaps log p(x|y) − ELBO (± 2 s.e.)
+    against their KL to the posterior, on the line gap = KL; beside it the top panels'
+    legend."""
+    fig, axes = plt.subplot_mosaic([["left", "right"], ["gap", "legend"]], figsize=(10, 8),
+                                   layout="constrained")
+    for ax, (what, (values, elbo, error, exact)) in zip((axes["left"], axes["right"]),
+                                                         sweeps.items()):
+        title, xlabel = ELBO_SWEEP_AXES.get(what, (f"ELBO as {what} changes", what))
+        ax.axhline(log_evidence, color="black", label="log p(x|y) (exact)")
+        ax.plot(values, exact, color="C1", label="log p(x|y) − KL(q ‖ posterior)")
+        ax.errorbar(values, elbo, yerr=2 * error, fmt="o", color="C0", markersize=4,
+                    label="Monte Carlo ELBO (± 2 s.e.)")
+        ax.axvline(0, color="grey", linestyle=":", label="q = posterior")
+        ax.set(title=title, xlabel=xlabel, ylabel="nats")
+    axes["legend"].axis("off")
+    axes["legend"].legend(*axes["left"].get_legend_handles_labels(), loc="center",
+                          title="top two panels")
+    gap = axes["gap"]
+    limit = max(kls.max(), gaps.max()).item() * 1.05
+    gap.plot([0, limit], [0, limit], color="black", linewidth=1, label="gap = KL")
+    gap.errorbar(kls, gaps, yerr=2 * errors, fmt="o", markersize=4,
+                 label="random encoders q")
+    gap.set(title="The gap is the KL to the posterior",
+            xlabel="KL(q ‖ p(z|x,y)), closed form (nats)",
+            ylabel="log p(x|y) − Monte Carlo ELBO (nats)")
+    gap.legend(fontsize=8)
+    fig.suptitle("Linear-Gaussian CVAE: the ELBO is a lower bound\nthat touches log p(x|y)"
+                 " at the posterior")
+    return fig
+
+
+# Chapter 3: Real NVP
+
+def plot_jacobians(jacobians: dict, title: str = ""):
+    """Jacobians side by side ({what: (matrix [D, D], a name per coordinate, or None for
+    numbers)}), in symmetric-log colours, so that entries spanning orders of magnitude stay
+    visible and exact zeros are white; each with its colour bar."""
+    fig, axes = plt.subplots(1, len(jacobians), figsize=(10, 4.4), layout="constrained",
+                             squeeze=False)
+    for ax, (what, (jacobian, names)) in zip(axes[0], jacobians.items()):
+        limit = jacobian.abs().max().item()
+        norm = SymLogNorm(linthresh=1e-3, vmin=-limit, vmax=limit)
+        image = ax.imshow(jacobian, cmap="RdBu_r", norm=norm)
+        ax.set(title=f"Jacobian of {what}", xlabel="input coordinate",
+               ylabel="output coordinate")
+        if names:
+            ax.set_xticks(range(len(names)), names, rotation=45)
+            ax.set_yticks(range(len(names)), names)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_flow_fit(data, side, density, samples, losses, baseline: float, title: str = "",
+                  shown: int = 2000):
+    """A 2-D flow fitted by maximum likelihood, in a 2×2 grid that fits the column: the
+    training ``data`` (its first ``shown`` points), the learned ``density`` on the square
+    grid ``side`` × ``side``, ``samples`` drawn through the inverse, all three on that square;
+    and the training NLL per mini-batch (``losses``) against the best Gaussian's test NLL
+    (``baseline``)."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9), layout="constrained")
+    axes = axes.ravel()
+    axes[0].scatter(*data[:shown].T, s=2, alpha=0.5)
+    axes[0].set_title("training data (two moons, standardised)")
+    mesh = axes[1].pcolormesh(side, side, density, cmap="viridis", shading="auto")
+    fig.colorbar(mesh, ax=axes[1], label="p(z)", shrink=0.9)
+    axes[1].set_title("learned density p(z) = N(f(z); 0, I)·|det ∂f/∂z|", fontsize=10)
+    axes[2].scatter(*samples[:shown].T, s=2, alpha=0.5, color="C1")
+    axes[2].set_title("samples z = f⁻¹(u), u ~ N(0, I)")
+    low, high = side[0].item(), side[-1].item()
+    for ax in axes[:3]:
+        ax.set(xlim=(low, high), ylim=(low, high), aspect="equal", xlabel="z₁", ylabel="z₂")
+    axes[3].plot(losses, linewidth=0.8)
+    axes[3].axhline(baseline, color="black", linestyle="--", label="best Gaussian (test)")
+    axes[3].set(title="training NLL per mini-batch", xlabel="step",
+                ylabel="nats per point")
+    axes[3].legend()
+    if title:
+        fig.suptitle(title)
     return fig

@@ -1033,3 +1033,45 @@ def test_the_live_explorer_redraws_with_every_setting():
     boxes.children[1].value = True  # Male
     assert drawn[-1] == {**settings, "temperature": 1.2, "Male": True}
     assert header.children[0].value == "b" and len(boxes.children) == 2
+
+
+# --- toy_parameters and random_flow (chapters 1 and 3) -----------------------------------------
+
+def test_check_positive_names_the_first_value_that_is_not_above_zero():
+    from cvae_tutorial import ConfigError
+    from cvae_tutorial.demos.toy_parameters import check_positive
+
+    check_positive(steps=1, lr=1e-9, scale=0.5)
+    for bad in (0, -1, -0.5, float("nan")):  # zero and NaN too: a `< 0` or `<= 0` test
+        with pytest.raises(ConfigError, match=f"^lr must be positive, got {bad!r}$"):
+            check_positive(steps=3, lr=bad, batch_size=0)  # lr, the first bad one
+    with pytest.raises(ConfigError, match="batch_size must be positive, got 0"):
+        check_positive(steps=3, lr=0.1, batch_size=0)
+
+
+def test_randomise_last_layers_moves_a_new_flow_away_from_the_identity_reproducibly():
+    from cvae_tutorial.demos.random_flow import randomise_last_layers
+    from cvae_tutorial.flows import RealNVP
+
+    torch.manual_seed(0)
+    flow = RealNVP(4, num_layers=3, hidden=32)
+    before = {name: p.clone() for name, p in flow.named_parameters()}
+    assert randomise_last_layers(flow, seed=5) is flow
+    z = torch.randn(10, 4)
+    u, logabsdet = flow(z)
+    assert not torch.allclose(u, z) and (logabsdet.abs() > 1e-3).all()
+    for name, parameter in flow.named_parameters():
+        last = name.split(".")[-2] == str(len(flow.layers[0].net) - 1)
+        if last:  # weights and biases, each drawn anew: no zero left, none repeated
+            assert (parameter != 0).all(), name
+        else:  # the hidden layers as they were
+            assert torch.equal(parameter, before[name]), name
+    lasts = [coupling.net[-1] for coupling in flow.layers]
+    assert not torch.equal(lasts[0].weight, lasts[1].weight)  # one generator for all
+    assert not torch.equal(lasts[0].bias, lasts[1].bias)
+    weights = torch.cat([layer.weight.flatten() for layer in lasts])
+    assert weights.std().item() == pytest.approx(0.5, rel=0.1)  # std = 0.5
+    again = randomise_last_layers(RealNVP(4, num_layers=3, hidden=32), seed=5)
+    assert torch.equal(again.layers[2].net[-1].weight, lasts[2].weight)
+    other = randomise_last_layers(RealNVP(4, num_layers=3, hidden=32), seed=6)
+    assert not torch.equal(other.layers[2].net[-1].weight, lasts[2].weight)

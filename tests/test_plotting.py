@@ -347,3 +347,81 @@ def test_plot_temperature_sweep_puts_distance_left_and_accuracy_right():
     assert right.lines[-1].get_ydata()[0] == 0.95  # the real images' accuracy
     assert list(right.lines[0].get_ydata()) == [0.9, 0.8]
     legends_cover_no_panel(fig)
+
+
+# Chapter 1's figure
+
+def test_plot_elbo_sweeps_draws_each_sweep_with_two_standard_errors_and_gaps_on_their_line():
+    from cvae_tutorial.plotting import ELBO_SWEEP_AXES, plot_elbo_sweeps
+
+    values = torch.linspace(-1, 1, 5)
+    elbo, error = -1 - values ** 2, torch.full((5,), 0.1)
+    sweeps = {"q's mean": (values, elbo, error, elbo + 0.01),
+              "q's scale": (values, 2 * elbo, error, 2 * elbo)}
+    kls, gaps = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.1, 1.9, 4.4])
+    fig = plot_elbo_sweeps(-1.0, sweeps, kls, gaps, torch.full((3,), 0.05))
+    opaque_and_in_the_column(fig)
+    by_title = {ax.get_title(): ax for ax in fig.axes}
+    for what, (x, elbo_, _, exact) in sweeps.items():
+        title, xlabel = ELBO_SWEEP_AXES[what]
+        ax = by_title[title]
+        assert ax.get_xlabel() == xlabel
+        assert list(ax.lines[0].get_ydata()) == [-1.0, -1.0]  # log p(x|y)
+        assert ax.lines[1].get_xdata().tolist() == pytest.approx(x.tolist())
+        assert ax.lines[1].get_ydata().tolist() == pytest.approx(exact.tolist())
+        # the bars span ± 2 standard errors (a bar of ± 1 s.e. would be 0.2 long)
+        bars = ax.containers[0].lines[2][0].get_segments()
+        assert [segment[1, 1] - segment[0, 1] for segment in bars] == pytest.approx([0.4] * 5)
+        assert ax.containers[0].lines[0].get_ydata().tolist() == pytest.approx(elbo_.tolist())
+    # the top panels' legend in its own panel, beside the gap panel; the line gap = KL
+    # reaches past the largest gap (4.4), not only past the largest KL
+    legend_panel = next(ax for ax in fig.axes if ax.get_legend() and not ax.axison)
+    assert len(legend_panel.get_legend().get_texts()) == 4
+    gap = by_title["The gap is the KL to the posterior"]
+    assert list(gap.lines[0].get_xdata()) == pytest.approx([0, 4.4 * 1.05])
+    assert gap.containers[0].lines[0].get_xdata().tolist() == pytest.approx(kls.tolist())
+
+
+# Chapter 3's figures
+
+def test_plot_jacobians_centres_the_colours_on_zero_and_names_only_the_named_coordinates():
+    from cvae_tutorial.plotting import plot_jacobians
+
+    coupling = torch.tensor([[1.0, 0.0], [-0.5, 2.0]])  # lower triangular, largest |·| 2
+    dense = torch.tensor([[0.1, -3.0], [0.2, 1.0]])
+    fig = plot_jacobians({"one": (coupling, ["z₁[0]", "z₂[1]"]), "two": (dense, None)},
+                         "title")
+    opaque_and_in_the_column(fig)
+    assert len(fig.axes) == 4 and fig._suptitle.get_text() == "title"  # two colour bars
+    one, two = fig.axes[:2]
+    assert (one.get_title(), two.get_title()) == ("Jacobian of one", "Jacobian of two")
+    for ax, limit in ((one, 2.0), (two, 3.0)):
+        norm = ax.images[0].norm
+        # symmetric about zero, so an exact zero is the colour map's white middle
+        assert (norm.vmin, norm.vmax) == (-limit, limit) and norm(0.0) == pytest.approx(0.5)
+    drawn(fig)
+    assert [t.get_text() for t in one.get_xticklabels()] == ["z₁[0]", "z₂[1]"]
+    assert [t.get_text() for t in one.get_yticklabels()] == ["z₁[0]", "z₂[1]"]
+    assert not any("z" in t.get_text() for t in two.get_xticklabels())
+
+
+def test_plot_flow_fit_shows_data_density_and_samples_on_the_grid_and_the_loss_curve():
+    from cvae_tutorial.plotting import plot_flow_fit
+
+    side = torch.linspace(-2.0, 2.0, 11)
+    density = torch.rand(11, 11)
+    data, samples = torch.randn(50, 2), torch.randn(40, 2)
+    losses = [3.0, 2.5, 2.2]
+    fig = plot_flow_fit(data, side, density, samples, losses, 2.7, "fit", shown=30)
+    opaque_and_in_the_column(fig)
+    data_ax, density_ax, samples_ax, loss_ax = fig.axes[:4]
+    assert (data_ax.collections[0].get_offsets() == data[:30].numpy()).all()
+    assert (samples_ax.collections[0].get_offsets() == samples[:30].numpy()).all()
+    assert density_ax.collections[0].get_array().flatten().tolist() == \
+        pytest.approx(density.flatten().tolist())
+    for ax in (data_ax, density_ax, samples_ax):  # the same square, equal axes
+        assert ax.get_xlim() == (-2.0, 2.0) and ax.get_ylim() == (-2.0, 2.0)
+        assert ax.get_aspect() == 1.0 and ax.get_xlabel() == "z₁"
+    assert list(loss_ax.lines[0].get_ydata()) == losses
+    assert list(loss_ax.lines[1].get_ydata()) == [2.7, 2.7]  # the best Gaussian
+    assert fig._suptitle.get_text() == "fit"

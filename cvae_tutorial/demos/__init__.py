@@ -9,6 +9,10 @@ in :mod:`cvae_tutorial.study`). One module per job, each named for it:
 - :mod:`.samplers`: the flow prior's two samplers compared in latent space and by the attribute
   classifier, and decoded for chosen attribute sets (chapter 4);
 - :mod:`.latent_control`: the shuffled-label control of latent Fréchet distances (chapter 6);
+- :mod:`.toy_parameters`: the toy chapters' sizes and scales checked to be positive (chapters 1
+  and 3);
+- :mod:`.random_flow`: a flow far from the identity, its couplings' last layers made random
+  (chapter 3);
 - :mod:`.sharpness`: the Laplacian energy of images, how sharp they are (chapter 2);
 - :mod:`.run_setup`: the parameters of chapters 5–7 checked beyond their types, chapter 5's
   checkpoints found, or stand-ins trained;
