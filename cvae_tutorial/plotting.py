@@ -547,3 +547,47 @@ def plot_flow_fit(data, side, density, samples, losses, baseline: float, title: 
     if title:
         fig.suptitle(title)
     return fig
+
+
+# The embedded faces
+
+def plot_face_rows(rows: dict, title: str = "", column_titles=None):
+    """Faces in a grid that fits the column, a row per name ({name: uint8 or [0, 1] float
+    images [n, 3, H, W], the same n in every row}) with the name at its left, one panel per
+    face without ticks or frame; ``column_titles`` (n of them) above the top row."""
+    columns = len(next(iter(rows.values())))
+    fig, axes = plt.subplots(len(rows), columns, squeeze=False, layout="constrained",
+                             figsize=(10, 8.75 / columns * len(rows) + 0.6))
+    for row, (name, images) in zip(axes, rows.items()):
+        for ax, image in zip(row, images):
+            ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
+    for ax, column_title in zip(axes[0], column_titles or []):
+        ax.set_title(column_title, fontsize=11)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_correlations(matrix, names, title: str = "", label: str = "",
+                      blank_below: float = 0.05):
+    """A correlation matrix between named variables, −1 blue to +1 red, each value off the
+    diagonal written in its cell (white on the dark cells, beyond ±0.5) unless its size is
+    under ``blank_below``; ``label`` names the colour bar."""
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right", fontsize=10)
+    ax.set_yticks(ticks, names, fontsize=10)
+    for i in ticks:
+        for j in ticks:
+            if i != j and abs(matrix[i, j]) >= blank_below:
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                        color="white" if abs(matrix[i, j]) > 0.5 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig

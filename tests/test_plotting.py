@@ -425,3 +425,41 @@ def test_plot_flow_fit_shows_data_density_and_samples_on_the_grid_and_the_loss_c
     assert list(loss_ax.lines[0].get_ydata()) == losses
     assert list(loss_ax.lines[1].get_ydata()) == [2.7, 2.7]  # the best Gaussian
     assert fig._suptitle.get_text() == "fit"
+
+
+# The embedded faces' figures
+
+def test_plot_face_rows_names_each_row_at_its_left_and_titles_the_top_row():
+    from cvae_tutorial.plotting import plot_face_rows
+
+    faces = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    rows = {"Smiling": faces, "Male": faces.flip(0), "Bangs": faces.float() / 255}
+    fig = plot_face_rows(rows, "title", column_titles=["off", "on", "on", "on"])
+    opaque_and_in_the_column(fig)
+    axes = fig.axes
+    assert len(axes) == 12 and all(len(ax.images) == 1 for ax in axes)
+    assert [axes[4 * r].get_ylabel() for r in range(3)] == list(rows)
+    assert all(ax.get_ylabel() == "" for i, ax in enumerate(axes) if i % 4)
+    assert [ax.get_title() for ax in axes[:4]] == ["off", "on", "on", "on"]
+    assert all(ax.get_title() == "" for ax in axes[4:])
+    assert (axes[5].images[0].get_array() == faces[2].permute(1, 2, 0).numpy()).all()
+    assert all(not ax.get_xticks().size and not ax.get_yticks().size for ax in axes)
+    assert fig._suptitle.get_text() == "title"
+    assert plot_face_rows(rows).axes[0].get_title() == ""  # no column titles asked
+
+
+def test_plot_correlations_writes_each_value_off_the_diagonal_from_the_threshold_up():
+    from cvae_tutorial.plotting import plot_correlations
+
+    matrix = torch.tensor([[1.0, 0.05, -0.7], [0.05, 1.0, 0.01], [-0.7, 0.01, 1.0]])
+    fig = plot_correlations(matrix, ["a", "b", "c"], "title", "phi")
+    opaque_and_in_the_column(fig)
+    ax, colour_bar = fig.axes
+    written = {(text.get_position(), text.get_text(), text.get_color()) for text in ax.texts}
+    # 0.05 itself is written (|phi| < 0.05 is left blank), the diagonal is not, and
+    # the strong -0.70 in white on its dark cell
+    assert written == {((1, 0), "0.05", "black"), ((0, 1), "0.05", "black"),
+                       ((2, 0), "-0.70", "white"), ((0, 2), "-0.70", "white")}
+    assert ax.images[0].get_clim() == (-1, 1) and colour_bar.get_ylabel() == "phi"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert ax.get_title() == "title"
