@@ -338,7 +338,7 @@ def test_a_prior_that_ignores_y_is_untouched_by_the_shuffle(faces):
     control = latent_control.latent_label_control(model, train_data, test_data, seed=0)
     assert list(control) == list(latent_control.MEASURES)
     for measure in control.values():
-        assert measure.change == 0 and not measure.sees_conditioning and measure.floor > 0
+        assert measure.change == 0 and measure.floor > 0
 
 
 def test_a_prior_that_follows_y_moves_with_the_shuffle_and_the_floor_uses_training_codes(faces):
@@ -360,7 +360,34 @@ def test_control_table_has_a_line_per_model_and_measure():
     assert lines[1] == "a model:"
     assert lines[3].split() == ["(latent,", "labels)", "pairs", "0.200", "0.500", "+0.300",
                                 "0.100"]
-    assert controls["a model"]["(latent, labels) pairs"].sees_conditioning
+
+
+def _controls(latent_changes, pair_changes):
+    """{seed: {measure: Control}} with the given shifts (right at 1.0, floor 0.05)."""
+    Control = latent_control.Control
+    return {seed: {"latents only": Control(1.0, 1.0 + a, 0.05),
+                   "(latent, labels) pairs": Control(1.0, 1.0 + b, 0.05)}
+            for seed, (a, b) in enumerate(zip(latent_changes, pair_changes))}
+
+
+def test_the_shift_verdict_is_paired_over_the_seeds():
+    # blind and seeing: latents-only shifts around 0, the pairs' clearly above them
+    verdict = latent_control.shift_verdict(_controls([0.01, -0.02, 0.005], [0.3, 0.32, 0.29]))
+    assert verdict.blind and verdict.sees_conditioning
+    assert verdict.latents.pairs == 3 and verdict.beyond.mean == pytest.approx(
+        (0.29 + 0.34 + 0.285) / 3)  # bug: the pairs' shift alone, not beyond the latents'
+    # one seed's pairs shift above its floor is no verdict: the seeds disagree
+    noisy = latent_control.shift_verdict(_controls([0.04, -0.01, 0.0], [0.11, 0.09, 0.04]))
+    assert not noisy.sees_conditioning
+    moved = latent_control.shift_verdict(_controls([0.2, 0.21, 0.19], [0.2, 0.21, 0.19]))
+    assert not moved.blind  # bug: blind read from the pairs' shift
+    lines = latent_control.verdict_lines({"flow": verdict, "noisy": noisy}).splitlines()
+    assert lines[0].startswith("flow: the latents-only shift is -0.002 ± ")
+    assert "within noise of zero" in lines[0] and lines[0].endswith("sees conditioning")
+    assert lines[1].endswith("within noise, so not seen at this run's seeds")
+    means = latent_control.seed_means(_controls([0.0, 0.3, 0.0], [0.3, 0.3, 0.0]))
+    assert means["latents only"].change == pytest.approx(0.1)
+    assert means["(latent, labels) pairs"].change == pytest.approx(0.2)
 
 
 # --- sharpness ---------------------------------------------------------------------------------
@@ -770,22 +797,22 @@ def test_the_test_kl_comes_from_each_checkpoints_history(stand_ins):
 
 def test_run_key_points_state_the_latent_control_only_as_its_numbers_allow():
     from cvae_tutorial.demos import evaluation_report as report
-    from cvae_tutorial.demos.latent_control import Control
 
     floor = {"floor_distance": 1.96, "num_samples": 1000}
     points = report.run_key_points(floor, "FD_attr", "holds")
     assert len(points) == 2 and "score 1.96 (FD_attr) at N = 1000" in points[0]
     assert points[1] == ("The paper's order of its three models by the distance holds in "
                          "this chapter's short run.")
-    seen = {"latents only": Control(0.19, 0.16, 0.033),
-            "(latent, labels) pairs": Control(0.21, 0.31, 0.05)}
+    seen = latent_control.shift_verdict(_controls([0.01, -0.02, 0.005], [0.3, 0.32, 0.29]))
     assert report.run_key_points(floor, "FD_attr", "holds", seen)[2] == \
         report.LATENT_KEY_POINT
-    unseen = {**seen, "(latent, labels) pairs": Control(0.4, 0.402, 0.866)}
+    unseen = latent_control.shift_verdict(_controls([0.04, -0.01, 0.0], [0.11, 0.09, 0.04]))
     point = report.run_key_points(floor, "FD_attr", "holds", unseen)[2]
-    assert "did not show" in point and "+0.002 (noise floor 0.866)" in point
-    moved = {**seen, "latents only": Control(0.1, 0.2, 0.033)}
-    assert "did not show" in report.run_key_points(floor, "FD_attr", "holds", moved)[2]
+    assert "latents-only shift was +0.010 ± " in point
+    assert point.endswith("the pairs' distance did not see conditioning at these seeds.")
+    moved = latent_control.shift_verdict(_controls([0.2, 0.21, 0.19], [0.4, 0.42, 0.38]))
+    assert "latents-only distance moved" in report.run_key_points(floor, "FD_attr", "holds",
+                                                                   moved)[2]
     box = report.key_points_box(["one", "two"])
     assert box == "```{admonition} Key points\n:class: tip\n- one\n- two\n```"
 

@@ -30,8 +30,8 @@ RESULT_TABLES = (
       "label_recall", "prior_hole", "active_units")),
 )
 LATENT_KEY_POINT = ("A Fréchet distance between latents alone is blind to conditioning "
-                    "(shuffling the labels hardly moves it); the distance between (latent, "
-                    "labels) pairs sees it.")
+                    "(shuffling the labels moves it within its noise, paired over the seeds); "
+                    "the distance between (latent, labels) pairs sees it.")
 
 
 def results_tables(rows: list, titles: dict) -> list:
@@ -292,28 +292,31 @@ def verdict_report(rows: list, titles: dict, *, distance_name: str, dataset: str
 
 
 def run_key_points(floor_row: dict, distance_name: str, outcome: str,
-                   latent_control: dict | None = None) -> list:
+                   latent_verdict=None) -> list:
     """The key points of the chapter's own run: a distance read against its floor (the
     ladder's ``floor_row``), the paper's order (``outcome`` of :func:`paper_order`), and,
-    where the flow model's latent control ran ({measure: Control} of
-    ``latent_control.latent_label_control``), what a latent distance can see — the claim when
-    its numbers bear it out, else those numbers."""
+    where the flow model's latent control ran (its ``latent_control.ShiftVerdict`` over the
+    seeds), what a latent distance can see — the claim when its numbers bear it out, else
+    those numbers."""
     points = [f"A distance is read against its floor: two disjoint sets of real faces score "
               f"{floor_row['floor_distance']:.2f} ({distance_name}) at "
               f"N = {floor_row['num_samples']}, and FD falls with N, so only distances at the "
               f"same N, or FD∞ and KID, compare.",
               f"The paper's order of its three models by the distance {outcome} in this "
               f"chapter's short run."]
-    if latent_control is None:
+    if latent_verdict is None:
         return points
-    alone, pairs = latent_control["latents only"], latent_control["(latent, labels) pairs"]
-    if abs(alone.change) < alone.floor and pairs.change > pairs.floor:
+    if latent_verdict.blind and latent_verdict.sees_conditioning:
         return points + [LATENT_KEY_POINT]
+    latents, beyond = latent_verdict.latents, latent_verdict.beyond
     return points + [
-        f"In this run the latent control of the flow model did not show the blind spot "
-        f"cleanly: shuffling the labels moved the latents-only distance by "
-        f"{alone.change:+.3f} (noise floor {alone.floor:.3f}) and the (latent, labels) "
-        f"distance by {pairs.change:+.3f} (noise floor {pairs.floor:.3f})."]
+        f"A latent distance alone cannot see conditioning (a shuffle keeps the mix of "
+        f"labels); for the flow model, the latents-only shift was {latents.mean:+.3f} ± "
+        f"{latents.half_width:.3f} and the (latent, labels) pairs' shift beyond it "
+        f"{beyond.mean:+.3f} ± {beyond.half_width:.3f} (95 % t over {beyond.pairs} seeds): "
+        + ("the pairs' distance did not see conditioning at these seeds."
+           if latent_verdict.blind else "the latents-only distance moved beyond its noise "
+           "at these seeds.")]
 
 
 def key_points_box(points) -> str:

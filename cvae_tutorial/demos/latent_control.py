@@ -6,8 +6,11 @@ The model's correct sampler draws one latent per test label vector; the control 
 again with the same ε for the same labels in a shuffled order. A distance between latent clouds
 alone cannot move beyond its noise under the shuffle (the mix of labels is the same); the
 distance between (latent, labels) pairs (``evaluation.joint_frechet_distance``, the labels
-scaled so that one weighs like a typical latent dimension) can. Each is read against its noise
-floor: the same distance for the codes of as many training images, with their own labels.
+scaled so that one weighs like a typical latent dimension) can. Like the image-space control,
+it is read over the training seeds, paired: the latents-only shift within noise of zero, and
+the pairs' shift above the latents-only one (the paired 95 % t interval). Beside them, the
+floor: the same distance for the codes of as many training images, with their own labels (the
+distance two samples of codes have; not the noise of the shuffle).
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from ..data.images import AttributeImages
-from ..evaluation import joint_frechet_distance, real_joint_statistics
+from ..evaluation import (joint_frechet_distance, mean_and_error, paired_difference,
+                          real_joint_statistics)
+from ..evaluation.uncertainty import Difference, difference_phrase
 from .samplers import latent_frechet_distance, posterior_codes
 
 MEASURES = ("latents only", "(latent, labels) pairs")
@@ -34,11 +39,6 @@ class Control:
     @property
     def change(self) -> float:
         return self.shuffled - self.right
-
-    @property
-    def sees_conditioning(self) -> bool:
-        """The shuffle moves the distance up by more than its noise floor."""
-        return self.change > self.floor
 
 
 @torch.no_grad()
@@ -71,11 +71,63 @@ def latent_label_control(model, train_data: AttributeImages, test_data: Attribut
     }
 
 
+def seed_means(by_seed: dict) -> dict:
+    """{seed: {measure: Control}} -> {measure: Control} of the means over the seeds."""
+    def mean(measure, field):
+        return mean_and_error([getattr(c[measure], field) for c in by_seed.values()])[0]
+    return {measure: Control(*(mean(measure, field) for field in ("right", "shuffled",
+                                                                   "floor")))
+            for measure in MEASURES}
+
+
+@dataclass(frozen=True)
+class ShiftVerdict:
+    """One model's control over the seeds, paired by seed: the latents-only shift (shuffled −
+    right) and the pairs' shift beyond it."""
+
+    latents: Difference
+    beyond: Difference
+
+    @property
+    def blind(self) -> bool:
+        """The latents-only shift is within noise of zero."""
+        return self.latents.sign == 0
+
+    @property
+    def sees_conditioning(self) -> bool:
+        """The pairs' shift lies above the latents-only shift."""
+        return self.beyond.sign == 1
+
+
+def shift_verdict(by_seed: dict) -> ShiftVerdict:
+    """The :class:`ShiftVerdict` of {seed: {measure: Control}}."""
+    alone, pairs = MEASURES
+    return ShiftVerdict(
+        paired_difference({s: c[alone].shuffled for s, c in by_seed.items()},
+                          {s: c[alone].right for s, c in by_seed.items()}),
+        paired_difference({s: c[pairs].change for s, c in by_seed.items()},
+                          {s: c[alone].change for s, c in by_seed.items()}))
+
+
+def verdict_lines(verdicts: dict) -> str:
+    """{model title: ShiftVerdict} as one line per model, each saying what its numbers show."""
+    lines = []
+    for title, v in verdicts.items():
+        latents = difference_phrase(v.latents, ".3f", signed=True)
+        beyond = difference_phrase(v.beyond, ".3f", signed=True)
+        lines.append(f"{title}: the latents-only shift is {latents}, "
+                     + ("within noise of zero" if v.blind else "not within noise of zero")
+                     + f"; the pairs' shift beyond it is {beyond}: "
+                     + ("the pairs' distance sees conditioning" if v.sees_conditioning
+                        else "within noise, so not seen at this run's seeds"))
+    return "\n".join(lines)
+
+
 def control_table(controls: dict) -> str:
     """{model title: {measure: Control}} as one table: per model and measure the distance for
-    the right labels, for the shuffled ones, the change and the noise floor."""
+    the right labels, for the shuffled ones, the change and the floor."""
     lines = [f"  {'':24s} {'right labels':>13s} {'shuffled':>9s} {'change':>7s}"
-             f" {'noise floor':>12s}"]
+             f" {'floor':>12s}"]
     for title, control in controls.items():
         lines.append(f"{title}:")
         for measure, c in control.items():
