@@ -50,6 +50,7 @@ SMALL = {
     "embedded_faces": dict(),
 }
 TIMING = re.compile(r"\b\d+(\.\d+)? s\b")  # "12.3 s": wall-clock, allowed to differ
+CELL = re.compile(r"(?<!\\)\|")  # a Markdown table's column bar (not an escaped "\|")
 TEST_BOOK = ROOT / "_build" / "test_book"  # runs/ (the executions), site/ (the test book)
 TIMES = {}  # seconds of this session's chapter runs and test-book build, said at its end
 
@@ -139,8 +140,24 @@ def printed_text(notebook_path: Path) -> list:
                 continue
             texts.append(text)
         if texts:
-            printed.append((index, TIMING.sub("<time> s", "".join(texts))))
+            printed.append((index, without_timings("".join(texts))))
     return printed
+
+
+def without_timings(text: str) -> str:
+    """``text`` with its wall-clock times masked: "12.3 s", and the cells of a Markdown table's
+    columns headed in seconds ("training (s)")."""
+    lines, seconds = TIMING.sub("<time> s", text).split("\n"), set()
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        cells = CELL.split(line)
+        if i == 0 or not lines[i - 1].startswith("|"):  # a table's header
+            seconds = {j for j, cell in enumerate(cells) if cell.strip().endswith("(s)")}
+        elif seconds and not set(line) <= set("|-: "):  # a row, not the rule under the header
+            lines[i] = "|".join("<time>" if j in seconds else cell
+                                for j, cell in enumerate(cells))
+    return "\n".join(lines)
 
 
 def jupyter_book() -> str:

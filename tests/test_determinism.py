@@ -9,11 +9,21 @@ themselves are checked at the chapters' default sizes by the book build (`jupyte
 """
 import pytest
 
-from chapter_runs import NOTEBOOKS, SMALL, printed_text
+from chapter_runs import NOTEBOOKS, SMALL, printed_text, without_timings
 
 
 def test_every_notebook_has_small_parameters():
     assert sorted(SMALL) == sorted(notebook.split("/")[-1] for notebook in NOTEBOOKS)
+
+
+def test_wall_clock_times_are_masked_and_nothing_else():
+    text = ("took 12.3 s, 4 steps\n"
+            "| model | seeds | loss | training (s) |\n|---|---|---|---|\n"
+            "| q(z\\|x) | 2 | 1.5 ± 0.1 | 7 ± 1 |\n\n| a (s) | b |\n|---|---|\n| 3 | 4 |")
+    assert without_timings(text).split("\n") == [
+        "took <time> s, 4 steps",
+        "| model | seeds | loss | training (s) |", "|---|---|---|---|",
+        "| q(z\\|x) | 2 | 1.5 ± 0.1 |<time>|", "", "| a (s) | b |", "|---|---|", "|<time>| 4 |"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
