@@ -691,14 +691,13 @@ def test_attribute_balanced_accuracy_has_a_zero_error_for_a_single_seed():
     assert list(one["σ-CVAE"][1]) == [0]
 
 
-def test_the_shortcut_comparison_reads_the_papers_shortcut_samples(faces):
+def _recording_evaluation(test_data, num_samples):
+    """A stand-in evaluation whose judge reads every image as having all attributes, its
+    features the first 6 pixel values, and records the images it was given (the list)."""
     from types import SimpleNamespace
 
-    from cvae_tutorial.demos import evaluation_report as report
-    from cvae_tutorial.evaluation import base_noise, sample_images
     from cvae_tutorial.evaluation.judge import Reading
 
-    _, test_data = faces
     read = []
 
     def judge_read(images):
@@ -706,10 +705,18 @@ def test_the_shortcut_comparison_reads_the_papers_shortcut_samples(faces):
         return Reading(torch.ones(len(images), test_data.num_attributes),
                        images.flatten(1)[:, :6].double().numpy())
 
+    reference = test_data.images[:num_samples].flatten(1)[:, :6].double().numpy()
+    return SimpleNamespace(test_data=test_data, num_samples=num_samples, reference=reference,
+                           judge=SimpleNamespace(read=judge_read)), read
+
+
+def test_the_shortcut_comparison_reads_the_papers_shortcut_samples(faces):
+    from cvae_tutorial.demos import evaluation_report as report
+    from cvae_tutorial.evaluation import base_noise, sample_images
+
+    _, test_data = faces
+    evaluation, read = _recording_evaluation(test_data, 16)
     model = flow_model(scale=0.1)
-    reference = test_data.images[:16].flatten(1)[:, :6].double().numpy()
-    evaluation = SimpleNamespace(test_data=test_data, num_samples=16, reference=reference,
-                                 judge=SimpleNamespace(read=judge_read))
     comparison = report.compare_shortcut(model, {"distance": 2.0, "attribute_accuracy": 0.5},
                                          evaluation, seed=4)
     labels = test_data.labels[:16]
@@ -942,24 +949,12 @@ def test_the_interpolation_pair_and_its_crossings(faces):
 
 
 def test_the_temperature_sweep_samples_each_temperature_with_the_same_noise(faces, tmp_path):
-    from types import SimpleNamespace
-
     from cvae_tutorial.demos import editing_report as report
     from cvae_tutorial.evaluation import balanced_accuracy_terms, base_noise, sample_images
-    from cvae_tutorial.evaluation.judge import Reading
 
     _, test_data = faces
-    read = []
-
-    def judge_read(images):
-        read.append(images)
-        return Reading(torch.ones(len(images), test_data.num_attributes),
-                       images.flatten(1)[:, :6].double().numpy())
-
+    evaluation, read = _recording_evaluation(test_data, 12)
     model = flow_model(scale=0.1)
-    evaluation = SimpleNamespace(
-        test_data=test_data, num_samples=12, judge=SimpleNamespace(read=judge_read),
-        reference=test_data.images[:12].flatten(1)[:, :6].double().numpy())
     sweep = report.temperature_sweep({"sigma_flow": model}, [0.0, 1.0], evaluation, seed=2)
     assert list(sweep) == [("sigma_flow", 0.0), ("sigma_flow", 1.0)]
     labels = test_data.labels[:12]
