@@ -364,22 +364,29 @@ def answers_markdown(checks: list, distance_name: str = "distance") -> str:
                      for question, index in QUESTIONS)
 
 
-GAIN_KINDS = ("at every budget", "only at the last budget", "no longer")
-
-
 def gains(checks: list, contrast: str, distance_name: str = "distance") -> dict:
-    """{kind: measures} on which b beats a in one contrast: at every budget, only at the
-    last, or at a shorter budget but no longer (kinds without a measure left out)."""
-    kinds = {kind: [] for kind in GAIN_KINDS}
+    """{kind: measures} on which b beats a in one contrast, in this order: "at every budget",
+    "at B epochs and after" (from a later budget through the longest), "only at the last
+    budget", "no longer" (at a shorter budget, not at the longest); kinds without a measure
+    left out."""
+    kinds = {}
     for found in (c for c in checks if c["contrast"] == contrast):
-        orders = list(found["orders"].values())
-        if all(o == 1 for o in orders):
-            kinds["at every budget"].append(measure_name(found, distance_name))
-        elif orders[-1] == 1:
-            kinds["only at the last budget"].append(measure_name(found, distance_name))
+        budgets, orders = list(found["orders"]), list(found["orders"].values())
+        held = 0  # the budgets at the end over which b is better throughout
+        while held < len(orders) and orders[-1 - held] == 1:
+            held += 1
+        if held == len(orders):
+            kind = "at every budget"
+        elif held >= 2:
+            kind = f"at {budgets[-held]} epochs and after"
+        elif held == 1:
+            kind = "only at the last budget"
         elif 1 in orders:
-            kinds["no longer"].append(measure_name(found, distance_name))
-    return {kind: names for kind, names in kinds.items() if names}
+            kind = "no longer"
+        else:
+            continue
+        kinds.setdefault((-held, kind), []).append(measure_name(found, distance_name))
+    return {kind: names for (_, kind), names in sorted(kinds.items())}
 
 
 # the prior's steps at q(z|x,y): what each adds, by its contrast
@@ -413,6 +420,9 @@ def ladder_answer(checks: list, rows: list, distance_name: str = "distance") -> 
         flow = f" The flow itself gains nothing in {distance_name}."
     elif flow_kind[0] == "at every budget":
         flow = f" The flow's own gain in {distance_name} is there at every budget."
+    elif flow_kind[0].endswith(" and after"):
+        flow = (f" The flow's own gain in {distance_name} holds {flow_kind[0]}, through the "
+                "last doubling of the budget.")
     elif flow_kind[0] == "only at the last budget":
         flow = (f" The flow's own gain in {distance_name} appears only at the last budget: "
                 "until a longer budget confirms it, it says how fast the flow model learns, "

@@ -199,6 +199,24 @@ def test_the_per_seed_table_marks_a_missing_seed():
     assert lines[3] == "| sigma_cond | 5.000 | 5.050 | — | 0.900 | 0.950 | — |"
 
 
+def test_a_gain_from_a_later_budget_through_the_longest_is_named_by_its_first_budget():
+    rows = _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 4.0, "sigma_flow": 3.0,
+                         "sigma_cflow": 2.0}, budgets=(12, 24, 48))
+    for row in rows:  # the flow gains on the distance from 24 epochs on, not at 12
+        if row["model"] == "sigma_flow" and row["epochs"] == 12:
+            row["distance"] += 2.0
+    checks = study.budget_check(rows, measures=LADDER_MEASURES)
+    contrast = study.CONTRASTS[1][0]
+    # bug: every budget before the longest read as a gain that came only at the last
+    assert study.gains(checks, contrast, "FD_attr") == {"at 24 epochs and after": ["FD_attr"]}
+    assert study.gains(checks, study.CONTRASTS[0][0], "FD_attr") == {
+        "at every budget": ["FD_attr"]}
+    answer = study.ladder_answer(checks, rows, "FD_attr").split("\n\n")
+    assert "better at 24 epochs and after on FD_attr" in answer[2]
+    assert answer[4].endswith("The flow's own gain in FD_attr holds at 24 epochs and after, "
+                              "through the last doubling of the budget.")
+
+
 def test_the_ladders_verdicts_sentences_and_key_points():
     rows = _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 4.0, "sigma_flow": 3.0,
                          "sigma_cflow": 2.0}, budgets=(12, 24))
