@@ -17,9 +17,9 @@ from ..cvae import model_title
 from ..data.images import AttributeImages, to_float, to_uint8
 from ..editing import edit, edited_labels, interpolate
 from ..evaluation import (attribute_accuracy, balanced_accuracy_terms, base_noise,
-                          classifier_logits, frechet_distance, mean_and_error, measure_edits,
-                          paired_difference, paired_sentence, predict_attributes,
-                          rate_and_error, sample_images)
+                          classifier_logits, format_estimate, frechet_distance,
+                          mean_and_error, measure_edits, paired_difference, paired_sentence,
+                          predict_attributes, rate_and_error, sample_images)
 
 PER_IMAGE = ("success", "preserved", "pixel_distance", "reconstruction_distance")
 CHANGING_SHOWN = 6  # at most this many changing attributes in an interpolation's plot
@@ -27,8 +27,8 @@ CHANGING_SHOWN = 6  # at most this many changing attributes in an interpolation'
 
 def estimate(value, digits: int = 3) -> str:
     """Per-image values (or a (mean, s.e.) pair) as 'mean ± s.e.'."""
-    mean, error = value if isinstance(value, tuple) else mean_and_error(value)
-    return f"{mean:.{digits}f} ± {error:.{digits}f}"
+    return format_estimate(value if isinstance(value, tuple) else mean_and_error(value),
+                           f".{digits}f")
 
 
 # --- edits of real faces ---------------------------------------------------------------------
