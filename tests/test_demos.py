@@ -447,11 +447,12 @@ def test_evaluation_and_editing_parameters_are_checked_beyond_their_types():
             ((["sigma"], ["Smiling"], [True]), {}, "temperatures must be numbers >= 0"),
             ((["sigma"], [], [1.0]), {}, "grid_attributes must not be empty"),
             ((["sigma"], ["Smiling"], [1.0]), {"edit_images": 1}, "edit_images must be an int"),
-            ((["sigma"], ["Smiling"], [1.0]), {"interpolation_steps": True},
-             "interpolation_steps must be an int >= 2"),
             ((["sigma"], ["Smiling"], [1.0]), {"device": "tpu"}, "unknown device")):
         with pytest.raises(ConfigError, match=message):
             run_setup.check_editing_parameters(*lists, **{**counts, **common, **changed})
+    with pytest.raises(TypeError, match="interpolation_steps must be an int, got bool True"):
+        run_setup.check_editing_parameters(["sigma"], ["Smiling"], [1.0],
+                                           **{**counts, **common, "interpolation_steps": True})
 
 
 def test_eval_samples_beyond_the_test_images_are_refused_only_when_evaluating(faces):

@@ -7,8 +7,9 @@ any data is read, with one line naming it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from ..checkpoints import checkpoint_path, load_model, seed_dir
-from ..config import ConfigError
+from ..config import ConfigError, check_int
 from ..cvae import CVAE, model_title, run_config
 from ..data.images import AttributeImages
 from ..evaluation import ClassifierConfig
@@ -67,9 +68,9 @@ def check_editing_parameters(models, grid_attributes, temperatures, *, edit_imag
                              num_samples: int, interpolation_steps: int, latent_dim: int,
                              classifier_epochs: int, seed: int, standalone_epochs: int,
                              device: str) -> None:
-    """Chapter 7: the lists not empty, the temperatures numbers ≥ 0, the counts ints ≥ 2; the
-    classifier's settings, the stand-ins' training settings and every model's configuration
-    valid."""
+    """Chapter 7: the lists not empty, the temperatures numbers ≥ 0, the counts ints ≥ 2 (a
+    count that is no int is a TypeError, as everywhere in the package); the classifier's
+    settings, the stand-ins' training settings and every model's configuration valid."""
     _non_empty(models=models, grid_attributes=grid_attributes, temperatures=temperatures)
     _distinct(models=models)
     if any(isinstance(t, bool) or not isinstance(t, (int, float)) or t < 0
@@ -77,8 +78,7 @@ def check_editing_parameters(models, grid_attributes, temperatures, *, edit_imag
         raise ConfigError(f"temperatures must be numbers >= 0, got {temperatures!r}")
     for name, value in (("edit_images", edit_images), ("num_samples", num_samples),
                         ("interpolation_steps", interpolation_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ConfigError(f"{name} must be an int >= 2, got {value!r}")
+        check_int(name, value, minimum=2)
     ClassifierConfig(epochs=classifier_epochs, seed=seed)
     _check_stand_ins(standalone_epochs, device)
     _check_models(models, latent_dim=latent_dim)
