@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
+from .losses import softclip
+
 
 def show_images(images: torch.Tensor, title: str = "", nrow: int = 8, ax=None, padding: int = 2):
     """Show a batch (float [0, 1] or uint8, [B, 3, H, W]) as one grid on ``ax``."""
@@ -203,6 +205,32 @@ def plot_curves(x, curves: dict, title: str, xlabel: str, ylabel: str, styles: d
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_softclip(floor: float, sharpnesses=(1.0, 10.0)):
+    """The loss's soft lower clip of log σ at ``floor`` (:func:`losses.softclip`), one curve per
+    sharpness k, beside no clip and the hard clip max(a, floor)."""
+    log_sigma = torch.linspace(floor - 3, floor + 4, 400)
+    shown = f"{floor:g}".replace("-", "−")
+    hard = f"hard clip max(a, {shown})"
+    clips = {"no clip": log_sigma, hard: log_sigma.clamp_min(floor)}
+    for sharpness in sharpnesses:
+        clips[f"softclip, sharpness k = {sharpness:g}"] = softclip(log_sigma, floor, sharpness)
+    return plot_curves(log_sigma, clips, f"Soft lower clip of log σ at {shown}",
+                       "log σ* before the clip", "log σ used by the loss",
+                       styles={"no clip": "k-", hard: "k:"})
+
+
+def plot_output_gradients(pixel: float = 1.0):
+    """The squared error's gradient at the decoder's output over the predicted mean, for a
+    pixel of value ``pixel``: through an identity output, ∂/∂x̂ (x̂ − x)², and through a
+    sigmoid, ∂/∂l (s(l) − x)² = 2 (s − x) s (1 − s); log y-axis."""
+    mean = torch.linspace(1e-4, 1 - 1e-4, 500)  # the predicted mean s(l), or x̂
+    gradients = {"identity: |2 (x̂ − x)|": (2 * (mean - pixel)).abs(),
+                 "sigmoid: |2 (s − x) s (1 − s)|": (2 * (mean - pixel) * mean * (1 - mean)).abs()}
+    return plot_curves(mean, gradients, "The squared error's gradient at the decoder's output",
+                       f"predicted mean for a stroke pixel, x = {pixel:g}",
+                       "gradient magnitude", log_y=True, figsize=(6.5, 3.8))
 
 
 def plot_nll_over_sigma(sigmas, scans: dict):

@@ -166,3 +166,27 @@ def test_code_fits_the_page_column(chapter):
         if cell["cell_type"] == "code":
             for line in "".join(cell["source"]).splitlines():
                 assert len(line) <= 88, f"{chapter}, cell {cell['id']}: {len(line)} columns: {line}"
+
+
+def _displays(statement) -> bool:
+    """A cell's last statement shows its value under the cell: an expression that is not a
+    call of print, display or plt.show."""
+    if not isinstance(statement, ast.Expr):
+        return False
+    call = statement.value
+    name = getattr(call.func, "attr", getattr(call.func, "id", None)) if isinstance(
+        call, ast.Call) else None
+    return name not in ("print", "display", "show")
+
+
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
+def test_a_cell_hidden_from_the_page_shows_nothing_under_it(chapter):
+    """A cell whose input the page hides (the checks of the text's claims) must not leave a
+    bare value such as the True a claim returns: the page would show it with nothing above."""
+    for cell in notebook(chapter)["cells"]:
+        if "remove-input" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell["source"]).rstrip()
+            statements = ast.parse(source).body
+            assert source.endswith(";") or not _displays(statements[-1]), (
+                f"{chapter}, cell {cell['id']}: its last line's value would show on the page "
+                "under a hidden cell; end it with ';'")

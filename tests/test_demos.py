@@ -1098,3 +1098,20 @@ def test_randomise_last_layers_moves_a_new_flow_away_from_the_identity_reproduci
     assert torch.equal(again.layers[2].net[-1].weight, lasts[2].weight)
     other = randomise_last_layers(RealNVP(4, num_layers=3, hidden=32), seed=6)
     assert not torch.equal(other.layers[2].net[-1].weight, lasts[2].weight)
+
+
+def test_two_moons_lie_on_their_two_arcs_and_repeat_with_the_generator():
+    from cvae_tutorial.demos.two_moons import two_moons
+
+    points = two_moons(2000, noise=0.0, generator=torch.Generator().manual_seed(0))
+    assert points.shape == (2000, 2)
+    upper = (points - torch.tensor([0.0, 0.0])).norm(dim=1)  # on the unit arc about (0, 0)
+    lower = (points - torch.tensor([1.0, 0.5])).norm(dim=1)  # or about (1, 1/2)
+    on_upper = (upper - 1).abs() < 1e-5
+    assert (on_upper | ((lower - 1).abs() < 1e-5)).all()
+    assert (points[on_upper, 1] >= -1e-6).all() and (points[~on_upper, 1] <= 0.5 + 1e-6).all()
+    assert 0.45 < on_upper.float().mean() < 0.55  # each arm about half the points
+    again = two_moons(2000, noise=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(points, again)
+    noisy = two_moons(2000, noise=0.08, generator=torch.Generator().manual_seed(0))
+    assert 0.05 < (noisy - points).std() < 0.11  # the noise is drawn after the arcs

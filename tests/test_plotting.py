@@ -151,6 +151,43 @@ def test_plot_curves_draws_each_curve_with_its_style_and_scale():
     assert plot_curves(x, curves, "t", "x", "y").axes[0].get_yscale() == "linear"
 
 
+def test_plot_softclip_draws_the_hard_clip_and_lifts_less_at_a_larger_sharpness():
+    from cvae_tutorial.losses import softclip
+    from cvae_tutorial.plotting import plot_softclip
+
+    fig = plot_softclip(-6.0, sharpnesses=(1.0, 10.0))
+    opaque_and_in_the_column(fig)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Soft lower clip of log σ at −6"
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines) == ["no clip", "hard clip max(a, −6)", "softclip, sharpness k = 1",
+                           "softclip, sharpness k = 10"]
+    a = torch.as_tensor(lines["no clip"].get_xdata())
+    assert a.min() < -6 < a.max()  # the plotted range crosses the floor
+    assert torch.equal(torch.as_tensor(lines["hard clip max(a, −6)"].get_ydata()),
+                       a.clamp_min(-6))
+    for k in (1.0, 10.0):
+        drawn = torch.as_tensor(lines[f"softclip, sharpness k = {k:g}"].get_ydata())
+        assert torch.allclose(drawn, softclip(a, -6.0, k))
+    lift = [(torch.as_tensor(lines[f"softclip, sharpness k = {k}"].get_ydata()) - a)
+            for k in (1, 10)]
+    assert (lift[1] <= lift[0] + 1e-6).all() and (lift[1] >= -1e-6).all()
+
+
+def test_plot_output_gradients_shows_the_sigmoid_passing_back_less_near_zero():
+    from cvae_tutorial.plotting import plot_output_gradients
+
+    fig = plot_output_gradients(pixel=1.0)
+    opaque_and_in_the_column(fig)
+    ax = fig.axes[0]
+    identity, sigmoid = (torch.as_tensor(line.get_ydata()) for line in ax.lines)
+    mean = torch.as_tensor(ax.lines[0].get_xdata())
+    assert torch.allclose(identity, 2 * (1 - mean))
+    assert torch.allclose(sigmoid, identity * mean * (1 - mean))  # the sigmoid's s (1 − s)
+    assert sigmoid[0] / identity[0] < 1e-3 and ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "predicted mean for a stroke pixel, x = 1"
+
+
 def test_plot_nll_over_sigma_marks_sigma_star_and_one_and_spans_the_curve():
     from cvae_tutorial.plotting import plot_nll_over_sigma
 

@@ -13,6 +13,7 @@ in :mod:`cvae_tutorial.study`). One module per job, each named for it:
   and 3);
 - :mod:`.random_flow`: a flow far from the identity, its couplings' last layers made random
   (chapter 3);
+- :mod:`.two_moons`: the two-moons density a flow is fitted to (chapter 3);
 - :mod:`.sharpness`: the Laplacian energy of images, how sharp they are (chapter 2);
 - :mod:`.run_setup`: the parameters of chapters 5–7 checked beyond their types, chapter 5's
   checkpoints found, or stand-ins trained;
