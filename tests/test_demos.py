@@ -1115,3 +1115,34 @@ def test_two_moons_lie_on_their_two_arcs_and_repeat_with_the_generator():
     assert torch.equal(points, again)
     noisy = two_moons(2000, noise=0.08, generator=torch.Generator().manual_seed(0))
     assert 0.05 < (noisy - points).std() < 0.11  # the noise is drawn after the arcs
+
+
+def test_elbo_sweeps_move_only_the_first_coordinate_of_mean_or_scale():
+    from cvae_tutorial.demos.elbo_sweeps import sweep_first_coordinate
+
+    mean = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    log_sigma = torch.tensor([math.log(0.5), 0.1, -0.2], dtype=torch.float64)
+    seen = []
+
+    def elbo(mu, log_s):  # stands in for the Monte Carlo estimate: records each q
+        seen.append((mu.clone(), log_s.clone()))
+        return 10.0 - float(((mu - mean) ** 2).sum()), 0.01
+
+    def kl(mu, log_s):
+        return float(((mu - mean) ** 2).sum() + ((log_s - log_sigma) ** 2).sum())
+
+    sweeps = sweep_first_coordinate(elbo, kl, mean, log_sigma, log_evidence=10.0)
+    assert list(sweeps) == ["q's mean", "q's scale"]
+    offsets, estimate, error, exact = sweeps["q's mean"]
+    assert offsets.dtype == torch.float64 and len(offsets) == 21 and offsets[10] == 0
+    for value, (mu, log_s) in zip(offsets, seen[:21]):  # the mean moves in posterior sds
+        assert torch.allclose(mu, mean + torch.tensor([value * 0.5, 0, 0], dtype=mu.dtype))
+        assert torch.equal(log_s, log_sigma)
+    assert torch.allclose(estimate, 10.0 - (0.5 * offsets) ** 2) and (error == 0.01).all()
+    assert torch.allclose(exact, 10.0 - (0.5 * offsets) ** 2)
+    factors, _, _, exact = sweeps["q's scale"]
+    assert factors[0] == -1.5 and factors[-1] == 1.5 and abs(factors[10]) < 1e-12
+    for value, (mu, log_s) in zip(factors, seen[21:]):  # the scale moves, the mean stays
+        assert torch.equal(mu, mean)
+        assert torch.allclose(log_s, log_sigma + torch.tensor([value, 0, 0], dtype=mu.dtype))
+    assert torch.allclose(exact, 10.0 - factors ** 2)

@@ -2,6 +2,7 @@
 and decides no number of the study, so the study's code digest leaves it out (``NOT_DIGESTED``
 in :mod:`cvae_tutorial.study`). One module per job, each named for it:
 
+- :mod:`.elbo_sweeps`: the ELBO as q leaves the posterior along one coordinate (chapter 1);
 - :mod:`.models_table`: the table of the prior ladder's runs (chapter 4);
 - :mod:`.density_grid`: a 2-D grid to evaluate, integrate and contour a density on;
 - :mod:`.toy_priors`: the four priors of the ladder fitted to 2-D codes (chapter 4);
