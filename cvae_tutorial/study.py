@@ -193,9 +193,14 @@ WORDS = {1: "better", -1: "worse", 0: "within noise"}
 def budget_check(rows: list, contrasts=CONTRASTS, measures=MEASURES) -> list:
     """For each contrast (a → b) and measure, b's verdict against a at every budget — +1
     better, −1 worse, 0 within noise (the paired 95 % t interval over the seeds) — and the
-    paired difference b − a at the longest budget. A σ = 1 model's bits/dim are on another
-    scale (chapter 2) and are not compared; a contrast whose models are missing is skipped."""
+    paired difference b − a at the longest budget (``difference``) and the one before
+    (``previous``). ``gap_change`` is how far b − a itself moved between those two budgets,
+    paired by seed (a seed's longer run continues its shorter one): a verdict can flip while
+    its gap holds, when the gap sits at the edge of its interval. A σ = 1 model's bits/dim are
+    on another scale (chapter 2) and are not compared; a contrast whose models are missing is
+    skipped."""
     budgets = sorted({row["epochs"] for row in rows})
+    by_budget = {e: at_budget(rows, e) for e in budgets}
     checks = []
     for label, a, b in contrasts:
         if not {a, b} <= {row["model"] for row in rows}:
@@ -203,17 +208,25 @@ def budget_check(rows: list, contrasts=CONTRASTS, measures=MEASURES) -> list:
         for column, lower, name, fmt in measures:
             if column == "bits_per_dim" and "gaussian" in (a, b):
                 continue
-            by_budget = {e: [row for row in rows if row["epochs"] == e] for e in budgets}
             orders = {e: paired_order(by_budget[e], column, b, a, lower) for e in budgets}
-            last = by_budget[budgets[-1]]
-            difference = paired_difference(values_by_seed(last, column, b),
-                                           values_by_seed(last, column, a))
+            gaps = [_gaps(by_budget[e], column, a, b) for e in budgets[-2:]]
+            zero = dict.fromkeys(gaps[-1], 0.0)
             checks.append({"contrast": label, "a": a, "b": b, "measure": name,
                            "column": column, "fmt": fmt, "orders": orders,
-                           "difference": difference,
+                           "difference": paired_difference(gaps[-1], zero),
+                           "previous": paired_difference(gaps[0], zero) if len(gaps) > 1
+                           else None,
+                           "gap_change": paired_difference(gaps[-1], gaps[0]) if len(gaps) > 1
+                           else None,
                            "stable": len(budgets) < 2 or orders[budgets[-1]] ==
                            orders[budgets[-2]]})
     return checks
+
+
+def _gaps(rows: list, column: str, a: str, b: str) -> dict:
+    """{seed: b − a} over the seeds both models hold."""
+    values_a, values_b = values_by_seed(rows, column, a), values_by_seed(rows, column, b)
+    return {seed: values_b[seed] - values_a[seed] for seed in values_a if seed in values_b}
 
 
 def measure_name(check: dict, distance_name: str = "distance") -> str:
@@ -335,14 +348,49 @@ def moved_verdicts(checks: list) -> list:
     return [check for check in checks if not check["stable"]]
 
 
-def moved_sentence(checks: list, distance_name: str = "distance") -> str:
-    """How many of the verdicts doubling the last budget changed, and which."""
+def gap_moved(check: dict) -> bool:
+    """Did b − a itself change beyond noise when the last budget doubled (the paired 95 % t
+    interval of its change over the seeds excludes 0)?"""
+    return check["gap_change"] is not None and check["gap_change"].sign != 0
+
+
+def moved_sentence(checks: list) -> str:
+    """How many verdicts doubling the last budget changed, and in how many of those the gap
+    b − a itself moved (the models still change) rather than held while the verdict flipped
+    at the edge of its interval."""
     budgets = list(checks[0]["orders"])
     moved = moved_verdicts(checks)
-    text = "; ".join(f"{c['contrast']} on {measure_name(c, distance_name)}" for c in moved)
-    return (f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to "
-            f"{budgets[-1]} epochs changed {len(moved)} of them"
-            + (f": {text}" if moved else "."))
+    text = (f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to {budgets[-1]} "
+            f"epochs changed {len(moved)} of them")
+    if not moved:
+        return text + "."
+    gap = sum(gap_moved(check) for check in moved)
+    everywhere = sum(gap_moved(check) for check in checks)
+    chance = (1 - checks[0]["gap_change"].confidence) * len(checks)
+    return (f"{text}. In {gap} of the {len(moved)} the gap b − a itself moved beyond noise: "
+            f"there the models may still change. In the other {len(moved) - gap} the gap's "
+            f"change is within noise and the verdict flipped at the edge of its 95 % interval: "
+            f"a narrower interval (more seeds) would settle those, unless a longer budget "
+            f"moves the gap. Over all {len(checks)} verdicts the gap moved beyond noise in "
+            f"{everywhere}, where about {chance:.1f} would by chance alone if no gap moved.")
+
+
+def moved_markdown(checks: list, distance_name: str = "distance") -> str:
+    """The verdicts that doubling the last budget changed, as a Markdown table: the verdict
+    and b − a at the two longest budgets, the paired change of b − a, and whether it moved."""
+    shorter, longer = list(checks[0]["orders"])[-2:]
+    lines = [f"| what changes (a → b) | measure | {shorter} epochs | {longer} epochs | "
+             f"b − a at {shorter} | b − a at {longer} | change of b − a | the gap moved |",
+             "|---|---|---|---|---|---|---|---|"]
+    for check in moved_verdicts(checks):
+        fmt, contrast = check["fmt"], check["contrast"].replace("|", "\\|")
+        cells = [f"{d.mean:+{fmt}} ± {d.half_width:{fmt}}"
+                 for d in (check["previous"], check["difference"], check["gap_change"])]
+        lines.append(f"| {contrast} | {measure_name(check, distance_name)} | "
+                     f"{WORDS[check['orders'][shorter]]} | {WORDS[check['orders'][longer]]} | "
+                     + " | ".join(cells) + " | "
+                     + ("**yes**" if gap_moved(check) else "no, within noise") + " |")
+    return "\n".join(lines)
 
 
 # the questions the ladder answers, each with its contrast (an index into CONTRASTS)
@@ -423,14 +471,18 @@ def ladder_answer(checks: list, rows: list, distance_name: str = "distance") -> 
     elif flow_kind[0].endswith(" and after"):
         flow = (f" The flow's own gain in {distance_name} holds {flow_kind[0]}, through the "
                 "last doubling of the budget.")
-    elif flow_kind[0] == "only at the last budget":
-        flow = (f" The flow's own gain in {distance_name} appears only at the last budget: "
-                "until a longer budget confirms it, it says how fast the flow model learns, "
-                "not what it learns.")
     else:
-        flow = (f" The flow's own gain in {distance_name} appeared at a shorter budget and is "
-                "within noise at the longest: it says how fast the flow model learns, not "
-                "what it learns.")
+        flow = (f" The flow's own gain in {distance_name} appears only at the last budget"
+                if flow_kind[0] == "only at the last budget" else
+                f" The flow's own gain in {distance_name} appeared at a shorter budget and is "
+                "within noise at the longest")
+        distance_check = next(c for c in checks
+                              if c["contrast"] == CONTRASTS[1][0] and c["column"] == "distance")
+        flow += (": it says how fast the flow model learns, not what it learns." if
+                 gap_moved(distance_check) else
+                 ", while the gap itself did not move beyond noise between the last two "
+                 "budgets: the verdict sits at the edge of its interval, and these seeds do "
+                 "not settle whether the flow gains there.")
     lines.append(f"So, on these data and at these budgets, the larger part of what the paper "
                  f"credits to the flow prior comes from **{leader}** ({shares[leader]:.0%} of "
                  f"the distance gained)." + flow)
@@ -462,12 +514,21 @@ def ladder_key_points(checks: list, falls: dict, distance_name: str = "distance"
                       f"{distance_name}, {words['balanced_accuracy']} on balanced "
                       f"accuracy, {words['bits_per_dim']} on bits/dim.")
     moved, still = moved_verdicts(checks), still_improving(falls)
+    gaps = sum(gap_moved(check) for check in moved)
+    if gaps or still:
+        reading = (": the models still change at this budget, so the verdicts that moved say "
+                   "how fast they learn, and a longer budget is needed before they say what "
+                   "the models learn.")
+    elif moved:
+        reading = (": the gaps and the likelihoods have stopped moving within noise, and the "
+                   "verdicts that flipped sit at the edge of their intervals, which more seeds "
+                   "would narrow.")
+    else:
+        reading = ": the answers no longer move."
     points.append(f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs "
-                  f"changed {len(moved)} of the ladder's {len(checks)} verdicts, and the "
-                  f"bits/dim still fall for {len(still)} of {len(falls)} σ-rungs"
-                  + (": the verdicts that moved are about how fast the models learn, and a "
-                     "longer budget is needed before they say what the models learn."
-                     if moved or still else ": the answers no longer move."))
+                  f"changed {len(moved)} of the ladder's {len(checks)} verdicts (in {gaps} of "
+                  f"them the gap itself moved beyond noise), and the bits/dim still fall for "
+                  f"{len(still)} of {len(falls)} σ-rungs" + reading)
     return points
 
 
