@@ -17,7 +17,8 @@ LAYERS = {"config": 0, "files": 0, "signals": 0, "claims": 0, "parameters": 1,
           "editing": 3,
           "training": 4, "evaluation": 4,
           "study": 5, "exercises": 5, "benchmarks": 5, "plotting": 5,
-          "demos": 5}
+          "demos": 5,
+          "ladder": 6}  # reads what study writes
 
 
 def module_name(path: Path) -> str:

@@ -5,9 +5,8 @@ import json
 import pytest
 import torch
 
-from cvae_tutorial import study
+from cvae_tutorial import ladder, study
 from cvae_tutorial.checkpoints import checkpoint_path, load_checkpoint, seed_dir
-from cvae_tutorial.evaluation.uncertainty import paired_difference
 
 ARGS = ["--models", "sigma_cond", "sigma_cflow", "--seeds", "0", "1", "--epochs", "1", "2",
         "--image-size", "16", "--latent-dim", "4", "--batch-size", "16", "--train-images",
@@ -39,7 +38,7 @@ def test_the_doubled_budget_continues_the_first_run(measured):
 
 def test_every_budget_model_and_seed_has_a_row_and_the_provenance_is_today(measured):
     root, argv = measured
-    rows, record, status = study.load_study(root / "results")
+    rows, record, status = ladder.load_study(root / "results")
     assert sorted((r["epochs"], r["model"], r["seed"]) for r in rows) == sorted(
         (e, m, s) for e in (1, 2) for m in ("sigma_cond", "sigma_cflow") for s in (0, 1))
     assert record["command"] == "python -m cvae_tutorial.study " + " ".join(argv[:-2])
@@ -60,7 +59,7 @@ def test_results_from_other_code_are_flagged(measured, tmp_path):
     record = json.loads((results / study.PROVENANCE).read_text())
     for key, value in (("code_digest", "0" * 64), ("training_code_digests", ["1" * 64])):
         (results / study.PROVENANCE).write_text(json.dumps({**record, key: value}))
-        _, _, status = study.load_study(results)
+        _, _, status = ladder.load_study(results)
         assert status.startswith("the package's code has changed") and "rerun" in status
 
 
@@ -88,239 +87,4 @@ def test_bad_study_arguments_are_one_line(tmp_path, capsys):
         study.main(["--out-dir", "x", "--results-dir", "y", "--models", "sigma_flw"])
     assert "unknown model 'sigma_flw'" in capsys.readouterr().err
     with pytest.raises(Exception, match="no study results in .*provenance.json missing"):
-        study.load_study(tmp_path)
-
-
-def _rows(gap_by_budget):
-    """Two models over 3 seeds at each budget; b's distance is lower than a's by the gap
-    (seed noise 0.1), its balanced accuracy the same as a's."""
-    rows = []
-    for epochs, gap in gap_by_budget.items():
-        for seed, noise in enumerate((0.0, 0.1, -0.1)):
-            rows.append({"epochs": epochs, "seed": seed, "model": "sigma_qxy",
-                         "distance": 10.0 + noise, "balanced_accuracy": 0.8 + noise})
-            rows.append({"epochs": epochs, "seed": seed, "model": "sigma_cond",
-                         "distance": 10.0 - gap + noise * 1.5,
-                         "balanced_accuracy": 0.8 + noise * 0.5})
-    return rows
-
-
-MEASURES = (("distance", True, "distance", ".2f"),
-            ("balanced_accuracy", False, "balanced accuracy", ".3f"))
-
-
-def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_moved_it():
-    checks = study.budget_check(_rows({6: 0.0, 12: 3.0, 24: 3.0}), measures=MEASURES)
-    (distance, accuracy) = checks
-    assert distance["orders"] == {6: 0, 12: 1, 24: 1} and distance["stable"]
-    assert accuracy["orders"] == {6: 0, 12: 0, 24: 0}
-    assert distance["difference"].mean == pytest.approx(-3.0)
-    moved = study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES)[0]
-    assert not moved["stable"]
-    table = study.budget_markdown(checks, "FD_attr")
-    assert "| prior at q(z\\|x,y): N(0, I) → conditional Gaussian | FD_attr | within noise " \
-           "| better | better | -3.00 ± " in table
-    sentence = study.contrast_finding(checks, checks[0]["contrast"], "FD_attr")
-    assert ("— sigma_cond against sigma_qxy, at 24 epochs: better on FD_attr; within noise on "
-            "balanced accuracy") in sentence
-    assert "no verdict changed" in sentence
-    assert "changed the verdict on FD_attr" in study.contrast_finding(
-        study.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES),
-        checks[0]["contrast"], "FD_attr")
-
-
-# --- reading the ladder in chapter 6 -----------------------------------------------------------
-
-def _ladder_rows(distances, budgets=(12, 24), bits=None):
-    """Rows of the prior's rungs at q(z|x,y) over 3 seeds: {model: distance at the longest
-    budget} (twice that at the shorter one), seed noise 0.05; bits/dim 5 minus 0.1 a
-    doubling, or ``bits`` {model: value at every budget}."""
-    rows = []
-    for epochs in budgets:
-        for name, distance in distances.items():
-            for seed, noise in enumerate((0.0, 0.05, -0.05)):
-                longest = epochs == budgets[-1]
-                rows.append({
-                    "epochs": epochs, "seed": seed, "model": name,
-                    "distance": distance * (1 if longest else 2) + noise,
-                    "balanced_accuracy": 0.9 + noise, "floor_distance": 0.5,
-                    "bits_per_dim": (bits or {}).get(name, 5.0 - 0.1 * budgets.index(epochs))
-                    + noise / 10, "distance_name": "FD_attr"})
-    return rows
-
-
-LADDER_MEASURES = (("distance", True, "distance", ".2f"),
-                   ("balanced_accuracy", False, "balanced accuracy", ".3f"),
-                   ("bits_per_dim", True, "bits/dim", ".3f"))
-
-
-def test_the_provenance_report_names_command_commit_training_and_code():
-    record = {"command": "python -m cvae_tutorial.study --epochs 6 12", "commit": "abc",
-              "date": "2026-12-03", "machine": "CPU", "training_seconds": 5400,
-              "train_images": 4096, "image_size": 32, "seeds": [0, 1], "budgets": [6, 12]}
-    assert study.provenance_report(record, "measured by today's code").splitlines() == [
-        "measured by: python -m cvae_tutorial.study --epochs 6 12",
-        "commit abc, 2026-12-03, on CPU",
-        "training 1.5 h in all; 4096 training images at 32 px, seeds [0, 1], budgets [6, 12] "
-        "epochs", "code: measured by today's code"]
-
-
-def test_budget_curves_average_the_seeds_of_each_budget_without_gaussian_bits():
-    rows = _ladder_rows({"gaussian": 3.0, "sigma_qxy": 10.0})
-    curves = study.budget_curves(rows, ("distance", "bits_per_dim"), ["gaussian", "sigma_qxy"])
-    means, errors = curves["distance"]["sigma_qxy"]
-    assert means == pytest.approx([20.0, 10.0]) and errors[0] > 0
-    assert list(curves["bits_per_dim"]) == ["sigma_qxy"]
-    assert study.at_budget(rows, 24) == [row for row in rows if row["epochs"] == 24]
-
-
-def test_the_likelihood_falls_between_the_two_longest_budgets():
-    rows = _ladder_rows({"gaussian": 3.0, "sigma_qxy": 10.0, "sigma_cond": 5.0},
-                        budgets=(6, 12, 24), bits={"sigma_cond": 4.0})
-    falls = study.likelihood_falls(rows, ["gaussian", "sigma_qxy", "sigma_cond"])
-    assert list(falls) == ["sigma_qxy", "sigma_cond"]  # no σ = 1 model
-    assert falls["sigma_qxy"].mean == pytest.approx(0.1)  # 12 epochs minus 24: a fall
-    assert study.still_improving(falls) == ["sigma_qxy"]
-    assert study.falls_sentence(falls, [6, 12, 24]) == (
-        "bits/dim from 12 to 24 epochs fall by 0.000 to 0.100 across the σ-rungs; the fall "
-        "excludes 0 for 1 of 2 rungs (sigma_qxy): their likelihoods are still improving")
-    flat = study.likelihood_falls(rows, ["sigma_cond"])
-    assert study.falls_sentence(flat, [6, 12, 24]).endswith(
-        "0 for 0 of 1 rungs: within noise, the likelihoods have stopped improving")
-
-
-def test_the_per_seed_table_marks_a_missing_seed():
-    rows = [row for row in _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 5.0})
-            if row["epochs"] == 24 and not (row["model"] == "sigma_cond" and row["seed"] == 2)]
-    lines = study.per_seed_markdown(rows, ["sigma_qxy", "sigma_cond"], [0, 1, 2],
-                                    "FD_attr").splitlines()
-    assert lines[0] == ("| rung | FD_attr, seed 0 | FD_attr, seed 1 | FD_attr, seed 2 | "
-                        "bal. acc., seed 0 | bal. acc., seed 1 | bal. acc., seed 2 |")
-    assert lines[2] == "| sigma_qxy | 10.000 | 10.050 | 9.950 | 0.900 | 0.950 | 0.850 |"
-    assert lines[3] == "| sigma_cond | 5.000 | 5.050 | — | 0.900 | 0.950 | — |"
-
-
-def test_a_gain_from_a_later_budget_through_the_longest_is_named_by_its_first_budget():
-    rows = _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 4.0, "sigma_flow": 3.0,
-                         "sigma_cflow": 2.0}, budgets=(12, 24, 48))
-    for row in rows:  # the flow gains on the distance from 24 epochs on, not at 12
-        if row["model"] == "sigma_flow" and row["epochs"] == 12:
-            row["distance"] += 2.0
-    checks = study.budget_check(rows, measures=LADDER_MEASURES)
-    contrast = study.CONTRASTS[1][0]
-    # bug: every budget before the longest read as a gain that came only at the last
-    assert study.gains(checks, contrast, "FD_attr") == {"at 24 epochs and after": ["FD_attr"]}
-    assert study.gains(checks, study.CONTRASTS[0][0], "FD_attr") == {
-        "at every budget": ["FD_attr"]}
-    answer = study.ladder_answer(checks, rows, "FD_attr").split("\n\n")
-    assert "better at 24 epochs and after on FD_attr" in answer[2]
-    assert answer[4].endswith("The flow's own gain in FD_attr holds at 24 epochs and after, "
-                              "through the last doubling of the budget.")
-
-
-def test_the_ladders_verdicts_sentences_and_key_points():
-    rows = _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 4.0, "sigma_flow": 3.0,
-                         "sigma_cflow": 2.0}, budgets=(12, 24))
-    # the flow gains on the distance only at the longest budget
-    for row in rows:
-        if row["model"] == "sigma_flow" and row["epochs"] == 12:
-            row["distance"] -= 2.0 * 3.0 - 2 * 4.0 + 0.0  # = the conditional Gaussian's
-    checks = study.budget_check(rows, measures=LADDER_MEASURES)
-    contrast = study.CONTRASTS[1][0]
-    assert study.gains(checks, contrast, "FD_attr") == {"only at the last budget": ["FD_attr"]}
-    assert study.gains(checks, study.CONTRASTS[0][0], "FD_attr") == {
-        "at every budget": ["FD_attr"]}
-    assert study.verdict_at_longest(checks, contrast, "distance") == \
-        "better (a verdict that moved when doubled)"
-    assert study.verdict_at_longest(checks, contrast, "balanced_accuracy") == "within noise"
-    assert study.verdict_at_longest(checks, contrast, "flip_rate") == "not measured"
-    moved = study.moved_verdicts(checks)
-    assert [(c["contrast"], c["column"]) for c in moved] == [(contrast, "distance")]
-    assert study.moved_sentence(checks).startswith(
-        f"{len(checks)} verdicts; doubling the budget from 12 to 24 epochs changed 1 of them. "
-        "In 1 of the 1 the gap b − a itself moved beyond noise")
-    answers = study.answers_markdown(checks, "FD_attr").splitlines()
-    assert len(answers) == len(study.QUESTIONS) == 7
-    assert answers[1].startswith("- **What does the flow add beyond a conditional Gaussian "
-                                 "prior?** prior at q(z|x,y): conditional Gaussian → Real NVP")
-    assert answers[3].endswith("not measured.")  # no sigma_flow_qx in these rows
-    answer = study.ladder_answer(checks, rows, "FD_attr").split("\n\n")
-    assert answer[0] == ("At q(z|x,y) the ladder takes FD_attr from 10.00 (N(0, I)) to 2.00 "
-                         "(the conditional Real NVP) at 24 epochs; the real-vs-real floor is "
-                         "0.50.")
-    assert answer[1].startswith("**A prior that depends on y** (sigma_qxy → sigma_cond): 75% "
-                                "of that; better at every budget on FD_attr")
-    assert answer[2].startswith("**The flow** (sigma_cond → sigma_flow): 12% of that")
-    assert answer[4].startswith("So, on these data and at these budgets, the larger part of "
-                                "what the paper credits to the flow prior comes from **a prior "
-                                "that depends on y** (75% of the distance gained). The flow's "
-                                "own gain in FD_attr appears only at the last budget")
-    assert answer[4].endswith(": it says how fast the flow model learns, not what it learns.")
-    falls = study.likelihood_falls(rows, ["sigma_qxy", "sigma_cond"])
-    points = study.ladder_key_points(checks, falls, "FD_attr")
-    assert points[0] == ("At 24 epochs, a prior that depends on y, against N(0, I): better on "
-                         "FD_attr, within noise on balanced accuracy, within noise on "
-                         "bits/dim.")
-    assert points[1].startswith("At 24 epochs, the flow, beyond a conditional Gaussian: better "
-                                "(a verdict that moved when doubled) on FD_attr")
-    assert points[3] == (f"Doubling the training from 12 to 24 epochs changed 1 of the "
-                         f"ladder's {len(checks)} verdicts (in 1 of them the gap itself moved "
-                         "beyond noise), and the bits/dim still fall for 2 of 2 σ-rungs: the "
-                         "models still change at this budget, so the verdicts that moved say "
-                         "how fast they learn, and a longer budget is needed before they say "
-                         "what the models learn.")
-
-
-def _gap_rows(gaps_by_budget):
-    """The prior's rungs at q(z|x,y) over 3 seeds: every rung's distance is 10 at every budget
-    but N(0, I)'s (20) and the flow's, which lies below the conditional Gaussian's by the given
-    per-seed gaps; the conditional flow's lies 2 below the flow's."""
-    rows = []
-    for epochs, gaps in gaps_by_budget.items():
-        for seed, gap in enumerate(gaps):
-            for name in ("sigma_qxy", "sigma_cond", "sigma_flow", "sigma_cflow"):
-                distance = {"sigma_qxy": 20.0, "sigma_flow": 10.0 + gap,
-                            "sigma_cflow": 8.0 + gap}.get(name, 10.0)
-                rows.append({"epochs": epochs, "seed": seed, "model": name,
-                             "distance": distance, "floor_distance": 0.5})
-    return rows
-
-
-def test_a_verdict_that_flips_while_its_gap_holds_is_told_from_one_whose_gap_moved():
-    distance_only = (("distance", True, "distance", ".2f"),)
-    # the same mean gap, -1, at both budgets: too spread at 12 epochs to name a winner
-    held = study.budget_check(_gap_rows({12: (-1.0, -0.2, -1.8), 24: (-1.0, -0.9, -1.1)}),
-                              measures=distance_only)
-    flow = next(c for c in held if c["contrast"] == study.CONTRASTS[1][0])
-    assert flow["orders"] == {12: 0, 24: 1} and not flow["stable"]
-    assert flow["previous"].mean == pytest.approx(-1.0)
-    assert flow["gap_change"].mean == pytest.approx(0.0) and not study.gap_moved(flow)
-    # the gap grows from about 0 to -3: the models changed
-    grown = study.budget_check(_gap_rows({12: (0.0, 0.05, -0.05), 24: (-3.0, -3.05, -2.95)}),
-                               measures=distance_only)
-    flow = next(c for c in grown if c["contrast"] == study.CONTRASTS[1][0])
-    # bug: the change taken as shorter minus longer, or the longest budget against itself
-    assert flow["gap_change"].mean == pytest.approx(-3.0) and study.gap_moved(flow)
-    assert study.moved_sentence(held) == (
-        "3 verdicts; doubling the budget from 12 to 24 epochs changed 1 of them. In 0 of the "
-        "1 the gap b − a itself moved beyond noise: there the models may still change. In the "
-        "other 1 the gap's change is within noise and the verdict flipped at the edge of its "
-        "95 % interval: a narrower interval (more seeds) would settle those, unless a longer "
-        "budget moves the gap. Over all 3 verdicts the gap moved beyond noise in 0, where "
-        "about 0.2 would by chance alone if no gap moved.")
-    lines = study.moved_markdown(held, "FD_attr").splitlines()
-    assert len(lines) == 3  # the header, its rule, the one verdict that moved
-    assert lines[2] == ("| prior at q(z\\|x,y): conditional Gaussian → Real NVP | FD_attr | "
-                        "within noise | better | -1.00 ± 1.99 | -1.00 ± 0.25 | +0.00 ± 1.74 | "
-                        "no, within noise |")
-    assert "| **yes** |" in study.moved_markdown(grown, "FD_attr")
-    assert study.ladder_answer(held, _gap_rows({12: (-1.0, -0.2, -1.8),
-                                                24: (-1.0, -0.9, -1.1)}), "FD_attr").endswith(
-        "appears only at the last budget, while the gap itself did not move beyond noise "
-        "between the last two budgets: the verdict sits at the edge of its interval, and these "
-        "seeds do not settle whether the flow gains there.")
-    falls = {"sigma_flow": paired_difference({0: 0.0, 1: 0.1}, {0: 0.0, 1: 0.1})}
-    assert study.ladder_key_points(held, falls, "FD_attr")[-1].endswith(
-        "σ-rungs: the gaps and the likelihoods have stopped moving within noise, and the "
-        "verdicts that flipped sit at the edge of their intervals, which more seeds would "
-        "narrow.")
+        ladder.load_study(tmp_path)

@@ -1,0 +1,401 @@
+"""Reading the prior-ladder study (chapter 6): its results and provenance, each one-choice
+contrast's verdict at every budget, whether doubling the budget moved a verdict or the gap
+behind it, and the chapter's tables and sentences. ``study`` writes what this module reads.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import ConfigError
+from .evaluation.results import read_results
+from .evaluation.uncertainty import (paired_difference, paired_order, summarize,
+                                      values_by_seed)
+from .study import PROVENANCE, code_digest
+
+
+def load_study(results_dir) -> tuple:
+    """(rows with an ``epochs`` column, provenance, a line saying whether the code that
+    measured them is today's) of a study written by ``python -m cvae_tutorial.study``; a clear
+    error if absent."""
+    folder = Path(results_dir)
+    path = folder / PROVENANCE
+    if not path.exists():
+        raise ConfigError(f"no study results in {folder} ({PROVENANCE} missing); run "
+                          f"`python -m cvae_tutorial.study --results-dir {folder}`")
+    record = json.loads(path.read_text())
+    rows = []
+    for epochs in record["budgets"]:
+        rows += [{**row, "epochs": epochs}
+                 for row in read_results(folder / f"epochs{epochs}.csv")]
+    now = code_digest()
+    then = set(record["training_code_digests"]) | {record["code_digest"]}
+    status = ("measured by today's code (its digest matches)" if then == {now}
+              else f"the package's code has changed since these results were measured "
+                   f"(digest {', '.join(sorted(d[:12] for d in then))} then, {now[:12]} now): "
+                   f"rerun `{record['command']}` to refresh them")
+    return rows, record, status
+
+
+# (what changes, model a, model b): b differs from a in that one choice
+CONTRASTS = (
+    ("prior at q(z|x,y): N(0, I) → conditional Gaussian", "sigma_qxy", "sigma_cond"),
+    ("prior at q(z|x,y): conditional Gaussian → Real NVP", "sigma_cond", "sigma_flow"),
+    ("prior at q(z|x,y): Real NVP → conditional Real NVP", "sigma_flow", "sigma_cflow"),
+    ("prior at q(z|x): N(0, I) → Real NVP", "sigma", "sigma_flow_qx"),
+    ("encoder at N(0, I): q(z|x) → q(z|x,y)", "sigma", "sigma_qxy"),
+    ("encoder at the Real NVP prior: q(z|x) → q(z|x,y)", "sigma_flow_qx", "sigma_flow"),
+    ("decoder: σ = 1 → σ*", "gaussian", "sigma"),
+)
+# (column, lower is better, name, format)
+MEASURES = (
+    ("bits_per_dim", True, "bits/dim", ".3f"),
+    ("distance", True, "distance", ".2f"),
+    ("balanced_accuracy", False, "balanced accuracy", ".3f"),
+    ("flip_rate", False, "flip rate", ".3f"),
+    ("recall", False, "recall", ".3f"),
+    ("prior_hole", True, "prior hole", ".3f"),
+)
+WORDS = {1: "better", -1: "worse", 0: "within noise"}
+
+
+def budget_check(rows: list, contrasts=CONTRASTS, measures=MEASURES) -> list:
+    """For each contrast (a → b) and measure, b's verdict against a at every budget — +1
+    better, −1 worse, 0 within noise (the paired 95 % t interval over the seeds) — and the
+    paired difference b − a at the longest budget (``difference``) and the one before
+    (``previous``). ``gap_change`` is how far b − a itself moved between those two budgets,
+    paired by seed (a seed's longer run continues its shorter one): a verdict can flip while
+    its gap holds, when the gap sits at the edge of its interval. A σ = 1 model's bits/dim are
+    on another scale (chapter 2) and are not compared; a contrast whose models are missing is
+    skipped."""
+    budgets = sorted({row["epochs"] for row in rows})
+    by_budget = {e: at_budget(rows, e) for e in budgets}
+    checks = []
+    for label, a, b in contrasts:
+        if not {a, b} <= {row["model"] for row in rows}:
+            continue
+        for column, lower, name, fmt in measures:
+            if column == "bits_per_dim" and "gaussian" in (a, b):
+                continue
+            orders = {e: paired_order(by_budget[e], column, b, a, lower) for e in budgets}
+            gaps = [_gaps(by_budget[e], column, a, b) for e in budgets[-2:]]
+            zero = dict.fromkeys(gaps[-1], 0.0)
+            checks.append({"contrast": label, "a": a, "b": b, "measure": name,
+                           "column": column, "fmt": fmt, "orders": orders,
+                           "difference": paired_difference(gaps[-1], zero),
+                           "previous": paired_difference(gaps[0], zero) if len(gaps) > 1
+                           else None,
+                           "gap_change": paired_difference(gaps[-1], gaps[0]) if len(gaps) > 1
+                           else None,
+                           "stable": len(budgets) < 2 or orders[budgets[-1]] ==
+                           orders[budgets[-2]]})
+    return checks
+
+
+def _gaps(rows: list, column: str, a: str, b: str) -> dict:
+    """{seed: b − a} over the seeds both models hold."""
+    values_a, values_b = values_by_seed(rows, column, a), values_by_seed(rows, column, b)
+    return {seed: values_b[seed] - values_a[seed] for seed in values_a if seed in values_b}
+
+
+def measure_name(check: dict, distance_name: str = "distance") -> str:
+    """A check's measure as the tables name it: the distance by its feature space's name."""
+    return distance_name if check["column"] == "distance" else check["measure"]
+
+
+def budget_markdown(checks: list, distance_name: str = "distance") -> str:
+    """The budget check as a Markdown table: each verdict at each budget, the difference at
+    the longest, and whether doubling the last budget changed the verdict."""
+    budgets = list(checks[0]["orders"])
+    lines = ["| what changes (a → b) | measure | " + " | ".join(f"{e} epochs" for e in budgets)
+             + f" | b − a at {budgets[-1]} | doubling changed it |",
+             "|---|---|" + "---|" * len(budgets) + "---|---|"]
+    for check in checks:
+        d = check["difference"]
+        measure = measure_name(check, distance_name)
+        contrast = check["contrast"].replace("|", "\\|")  # q(z|x,y) in a table cell
+        lines.append(f"| {contrast} | {measure} | "
+                     + " | ".join(WORDS[o] for o in check["orders"].values())
+                     + f" | {d.mean:+{check['fmt']}} ± {d.half_width:{check['fmt']}} | "
+                     + ("no" if check["stable"] else "**yes**") + " |")
+    return "\n".join(lines)
+
+
+def contrast_finding(checks: list, contrast: str, distance_name: str = "distance") -> str:
+    """One sentence from the budget check of one contrast (a → b), at the longest budget: on
+    which measures b is better than a, worse, within noise, and which verdicts moved when the
+    budget doubled."""
+    mine = [c for c in checks if c["contrast"] == contrast]
+    if not mine:
+        return f"{contrast}: not measured."
+    last = list(mine[0]["orders"])[-1]
+
+    def names(side):
+        return [measure_name(c, distance_name) for c in mine if c["orders"][last] == side]
+    parts = [f"{WORDS[side]} on {', '.join(names(side))}" for side in (1, -1, 0)
+             if names(side)]
+    moved = [measure_name(c, distance_name) for c in mine if not c["stable"]]
+    stability = (f"doubling the budget changed the verdict on {', '.join(moved)}" if moved
+                 else "no verdict changed when the budget doubled")
+    a, b = mine[0]["a"], mine[0]["b"]
+    return f"{contrast} — {b} against {a}, at {last} epochs: {'; '.join(parts)} ({stability})."
+
+
+def provenance_report(record: dict, status: str) -> str:
+    """Which command, commit, machine and date measured the study, what it trained, and
+    whether today's code is the code that measured it (``status`` of :func:`load_study`)."""
+    return "\n".join([
+        f"measured by: {record['command']}",
+        f"commit {record['commit']}, {record['date']}, on {record['machine']}",
+        f"training {record['training_seconds'] / 3600:.1f} h in all; "
+        f"{record['train_images']} training images at {record['image_size']} px, "
+        f"seeds {record['seeds']}, budgets {record['budgets']} epochs",
+        f"code: {status}"])
+
+
+def at_budget(rows: list, epochs: int) -> list:
+    """The rows of one budget."""
+    return [row for row in rows if row["epochs"] == epochs]
+
+
+def budget_curves(rows: list, columns, models) -> dict:
+    """{column: {model: (means, standard errors)}}, one value per budget (increasing) over
+    the seeds; a σ = 1 model's bits/dim are left out (another scale, chapter 2)."""
+    budgets = sorted({row["epochs"] for row in rows})
+    curves = {}
+    for column in columns:
+        by_budget = [summarize(at_budget(rows, e), [column]) for e in budgets]
+        curves[column] = {name: ([s[name][column][0] for s in by_budget],
+                                 [s[name][column][1] for s in by_budget])
+                          for name in models
+                          if not (column == "bits_per_dim" and name == "gaussian")}
+    return curves
+
+
+def likelihood_falls(rows: list, models) -> dict:
+    """{σ-model: the paired difference of its bits/dim at the second-longest budget minus the
+    longest} over the seeds (a seed's longer run continues its shorter one): > 0 is a fall."""
+    budgets = sorted({row["epochs"] for row in rows})
+    shorter, longer = at_budget(rows, budgets[-2]), at_budget(rows, budgets[-1])
+    return {name: paired_difference(values_by_seed(shorter, "bits_per_dim", name),
+                                    values_by_seed(longer, "bits_per_dim", name))
+            for name in models if name != "gaussian"}
+
+
+def still_improving(falls: dict) -> list:
+    """The models whose fall's 95 % t interval lies above 0."""
+    return [name for name, fall in falls.items() if fall.low > 0]
+
+
+def falls_sentence(falls: dict, budgets) -> str:
+    """Is the likelihood still improving at the longest budget? In words, from
+    :func:`likelihood_falls`."""
+    still = still_improving(falls)
+    means = [fall.mean for fall in falls.values()]
+    return (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs fall by "
+            f"{min(means):.3f} to {max(means):.3f}"
+            f" across the σ-rungs; the fall excludes 0 for {len(still)} of {len(falls)} rungs"
+            + (f" ({', '.join(still)}): their likelihoods are still improving" if still else
+               ": within noise, the likelihoods have stopped improving"))
+
+
+def per_seed_markdown(rows: list, models, seeds, distance_name: str = "distance") -> str:
+    """The distance and the balanced accuracy of every model and seed (the rows of one
+    budget) as a Markdown table; "—" where a seed is missing."""
+    header = [f"{what}, seed {s}" for what in (distance_name, "bal. acc.") for s in seeds]
+    lines = ["| rung | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for name in models:
+        seen = {row["seed"]: row for row in rows if row["model"] == name}
+        lines.append(f"| {name} | " + " | ".join(
+            f"{seen[s][column]:.3f}" if s in seen else "—"
+            for column in ("distance", "balanced_accuracy") for s in seeds) + " |")
+    return "\n".join(lines)
+
+
+def moved_verdicts(checks: list) -> list:
+    """The checks whose verdict changed when the last budget doubled."""
+    return [check for check in checks if not check["stable"]]
+
+
+def gap_moved(check: dict) -> bool:
+    """Did b − a itself change beyond noise when the last budget doubled (the paired 95 % t
+    interval of its change over the seeds excludes 0)?"""
+    return check["gap_change"] is not None and check["gap_change"].sign != 0
+
+
+def moved_sentence(checks: list) -> str:
+    """How many verdicts doubling the last budget changed, and in how many of those the gap
+    b − a itself moved (the models still change) rather than held while the verdict flipped
+    at the edge of its interval."""
+    budgets = list(checks[0]["orders"])
+    moved = moved_verdicts(checks)
+    text = (f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to {budgets[-1]} "
+            f"epochs changed {len(moved)} of them")
+    if not moved:
+        return text + "."
+    gap = sum(gap_moved(check) for check in moved)
+    everywhere = sum(gap_moved(check) for check in checks)
+    chance = (1 - checks[0]["gap_change"].confidence) * len(checks)
+    return (f"{text}. In {gap} of the {len(moved)} the gap b − a itself moved beyond noise: "
+            f"there the models may still change. In the other {len(moved) - gap} the gap's "
+            f"change is within noise and the verdict flipped at the edge of its 95 % interval: "
+            f"a narrower interval (more seeds) would settle those, unless a longer budget "
+            f"moves the gap. Over all {len(checks)} verdicts the gap moved beyond noise in "
+            f"{everywhere}, where about {chance:.1f} would by chance alone if no gap moved.")
+
+
+def moved_markdown(checks: list, distance_name: str = "distance") -> str:
+    """The verdicts that doubling the last budget changed, as a Markdown table: the verdict
+    and b − a at the two longest budgets, the paired change of b − a, and whether it moved."""
+    shorter, longer = list(checks[0]["orders"])[-2:]
+    lines = [f"| what changes (a → b) | measure | {shorter} epochs | {longer} epochs | "
+             f"b − a at {shorter} | b − a at {longer} | change of b − a | the gap moved |",
+             "|---|---|---|---|---|---|---|---|"]
+    for check in moved_verdicts(checks):
+        fmt, contrast = check["fmt"], check["contrast"].replace("|", "\\|")
+        cells = [f"{d.mean:+{fmt}} ± {d.half_width:{fmt}}"
+                 for d in (check["previous"], check["difference"], check["gap_change"])]
+        lines.append(f"| {contrast} | {measure_name(check, distance_name)} | "
+                     f"{WORDS[check['orders'][shorter]]} | {WORDS[check['orders'][longer]]} | "
+                     + " | ".join(cells) + " | "
+                     + ("**yes**" if gap_moved(check) else "no, within noise") + " |")
+    return "\n".join(lines)
+
+
+# the questions the ladder answers, each with its contrast (an index into CONTRASTS)
+QUESTIONS = (
+    ("What does a prior that depends on y add over N(0, I)?", 0),
+    ("What does the flow add beyond a conditional Gaussian prior?", 1),
+    ("What do couplings that read y add?", 2),
+    ("What does a flow add when the encoder does not see y?", 3),
+    ("What does the encoder's y cost or buy, at N(0, I)?", 4),
+    ("... and at the flow prior?", 5),
+    ("What does σ* buy over σ = 1, at N(0, I)?", 6),
+)
+
+
+def answers_markdown(checks: list, distance_name: str = "distance") -> str:
+    """Each of :data:`QUESTIONS` with its answer at the longest budget, a bullet each."""
+    return "\n".join(f"- **{question}** "
+                     f"{contrast_finding(checks, CONTRASTS[index][0], distance_name)}"
+                     for question, index in QUESTIONS)
+
+
+def gains(checks: list, contrast: str, distance_name: str = "distance") -> dict:
+    """{kind: measures} on which b beats a in one contrast, in this order: "at every budget",
+    "at B epochs and after" (from a later budget through the longest), "only at the last
+    budget", "no longer" (at a shorter budget, not at the longest); kinds without a measure
+    left out."""
+    kinds = {}
+    for found in (c for c in checks if c["contrast"] == contrast):
+        budgets, orders = list(found["orders"]), list(found["orders"].values())
+        held = 0  # the budgets at the end over which b is better throughout
+        while held < len(orders) and orders[-1 - held] == 1:
+            held += 1
+        if held == len(orders):
+            kind = "at every budget"
+        elif held >= 2:
+            kind = f"at {budgets[-held]} epochs and after"
+        elif held == 1:
+            kind = "only at the last budget"
+        elif 1 in orders:
+            kind = "no longer"
+        else:
+            continue
+        kinds.setdefault((-held, kind), []).append(measure_name(found, distance_name))
+    return {kind: names for (_, kind), names in sorted(kinds.items())}
+
+
+# the prior's steps at q(z|x,y): what each adds, by its contrast
+PRIOR_STEPS = {"a prior that depends on y": CONTRASTS[0], "the flow": CONTRASTS[1],
+               "couplings that read y": CONTRASTS[2]}
+
+
+def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
+    """The ladder's answer in Markdown: how far the distance falls from N(0, I) to the
+    conditional Real NVP at q(z|x,y) at the longest budget, each prior step's share of that
+    and the kinds of its gains, which step takes the larger part, and whether the flow's own
+    gain in the distance is about what the models learn or how fast."""
+    last = at_budget(rows, max(row["epochs"] for row in rows))
+    distances = {name: s["distance"][0] for name, s in summarize(last, ["distance"]).items()}
+    span = distances["sigma_qxy"] - distances["sigma_cflow"]
+    lines = [f"At q(z|x,y) the ladder takes {distance_name} from "
+             f"{distances['sigma_qxy']:.2f} (N(0, I)) to {distances['sigma_cflow']:.2f} "
+             f"(the conditional Real NVP) at {last[0]['epochs']} epochs; the real-vs-real "
+             f"floor is {rows[0]['floor_distance']:.2f}."]
+    shares = {step: (distances[a] - distances[b]) / span
+              for step, (_, a, b) in PRIOR_STEPS.items()}
+    for step, (contrast, a, b) in PRIOR_STEPS.items():
+        found = "; ".join(f"better {kind} on {', '.join(names)}"
+                          for kind, names in gains(checks, contrast, distance_name).items())
+        lines.append(f"**{step.capitalize()}** ({a} → {b}): {shares[step]:.0%} of that; "
+                     f"{found or 'no gain'}.")
+    leader = max(shares, key=shares.get)
+    flow_kind = [kind for kind, names in gains(checks, CONTRASTS[1][0], distance_name).items()
+                 if distance_name in names]
+    if not flow_kind:
+        flow = f" The flow itself gains nothing in {distance_name}."
+    elif flow_kind[0] == "at every budget":
+        flow = f" The flow's own gain in {distance_name} is there at every budget."
+    elif flow_kind[0].endswith(" and after"):
+        flow = (f" The flow's own gain in {distance_name} holds {flow_kind[0]}, through the "
+                "last doubling of the budget.")
+    else:
+        flow = (f" The flow's own gain in {distance_name} appears only at the last budget"
+                if flow_kind[0] == "only at the last budget" else
+                f" The flow's own gain in {distance_name} appeared at a shorter budget and is "
+                "within noise at the longest")
+        distance_check = next(c for c in checks
+                              if c["contrast"] == CONTRASTS[1][0] and c["column"] == "distance")
+        flow += (": it says how fast the flow model learns, not what it learns." if
+                 gap_moved(distance_check) else
+                 ", while the gap itself did not move beyond noise between the last two "
+                 "budgets: the verdict sits at the edge of its interval, and these seeds do "
+                 "not settle whether the flow gains there.")
+    lines.append(f"So, on these data and at these budgets, the larger part of what the paper "
+                 f"credits to the flow prior comes from **{leader}** ({shares[leader]:.0%} of "
+                 f"the distance gained)." + flow)
+    return "\n\n".join(lines)
+
+
+def verdict_at_longest(checks: list, contrast: str, column: str) -> str:
+    """The verdict of one contrast on one measure at the longest budget, in words, flagged
+    when doubling the budget moved it; 'not measured' when the study has no such check."""
+    found = [c for c in checks if c["contrast"] == contrast and c["column"] == column]
+    if not found:
+        return "not measured"
+    orders = found[0]["orders"]
+    moved = "" if found[0]["stable"] else " (a verdict that moved when doubled)"
+    return WORDS[orders[list(orders)[-1]]] + moved
+
+
+def key_points(checks: list, falls: dict, distance_name: str = "distance") -> list:
+    """The ladder's key points: each prior step's verdict on the distance, the balanced
+    accuracy and bits/dim at the longest budget, and what doubling the budget changed."""
+    budgets = list(checks[0]["orders"])
+    points = []
+    for label, index in (("a prior that depends on y, against N(0, I)", 0),
+                         ("the flow, beyond a conditional Gaussian", 1),
+                         ("couplings that read y, beyond the flow", 2)):
+        words = {column: verdict_at_longest(checks, CONTRASTS[index][0], column)
+                 for column in ("distance", "balanced_accuracy", "bits_per_dim")}
+        points.append(f"At {budgets[-1]} epochs, {label}: {words['distance']} on "
+                      f"{distance_name}, {words['balanced_accuracy']} on balanced "
+                      f"accuracy, {words['bits_per_dim']} on bits/dim.")
+    moved, still = moved_verdicts(checks), still_improving(falls)
+    gaps = sum(gap_moved(check) for check in moved)
+    if gaps or still:
+        reading = (": the models still change at this budget, so the verdicts that moved say "
+                   "how fast they learn, and a longer budget is needed before they say what "
+                   "the models learn.")
+    elif moved:
+        reading = (": the gaps and the likelihoods have stopped moving within noise, and the "
+                   "verdicts that flipped sit at the edge of their intervals, which more seeds "
+                   "would narrow.")
+    else:
+        reading = ": the answers no longer move."
+    points.append(f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs "
+                  f"changed {len(moved)} of the ladder's {len(checks)} verdicts (in {gaps} of "
+                  f"them the gap itself moved beyond noise), and the bits/dim still fall for "
+                  f"{len(still)} of {len(falls)} σ-rungs" + reading)
+    return points
