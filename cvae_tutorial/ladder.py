@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scipy import stats
+
 from .config import ConfigError
 from .evaluation.results import read_results
 from .evaluation.uncertainty import (paired_difference, paired_order, summarize,
@@ -37,12 +39,14 @@ def load_study(results_dir) -> tuple:
     return rows, record, status
 
 
-# (what changes, model a, model b): b differs from a in that one choice
+# (what changes, model a, model b): b differs from a in that one choice (at q(z|x) the prior
+# goes from N(0, I) straight to the paper's: no conditional Gaussian rung is trained there)
 CONTRASTS = (
     ("prior at q(z|x,y): N(0, I) → conditional Gaussian", "sigma_qxy", "sigma_cond"),
     ("prior at q(z|x,y): conditional Gaussian → Real NVP", "sigma_cond", "sigma_flow"),
     ("prior at q(z|x,y): Real NVP → conditional Real NVP", "sigma_flow", "sigma_cflow"),
-    ("prior at q(z|x): N(0, I) → Real NVP", "sigma", "sigma_flow_qx"),
+    ("prior at q(z|x): N(0, I) → Real NVP over the conditional Gaussian", "sigma",
+     "sigma_flow_qx"),
     ("encoder at N(0, I): q(z|x) → q(z|x,y)", "sigma", "sigma_qxy"),
     ("encoder at the Real NVP prior: q(z|x) → q(z|x,y)", "sigma_flow_qx", "sigma_flow"),
     ("decoder: σ = 1 → σ*", "gaussian", "sigma"),
@@ -189,14 +193,21 @@ def still_improving(falls: dict) -> list:
 
 def falls_sentence(falls: dict, budgets) -> str:
     """Is the likelihood still improving at the longest budget? In words, from
-    :func:`likelihood_falls`."""
+    :func:`likelihood_falls`: the mean falls, and for how many rungs the fall's interval lies
+    above 0 (still improving) or below it (getting worse)."""
     still = still_improving(falls)
+    rising = [name for name, fall in falls.items() if fall.high < 0]
     means = [fall.mean for fall in falls.values()]
-    return (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs fall by "
-            f"{min(means):.3f} to {max(means):.3f}"
-            f" across the σ-rungs; the fall excludes 0 for {len(still)} of {len(falls)} rungs"
-            + (f" ({', '.join(still)}): their likelihoods are still improving" if still else
-               ": within noise, the likelihoods have stopped improving"))
+    falling = sum(mean > 0 for mean in means)
+    text = (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs: the mean fall (a negative one "
+            f"is a rise) runs from {min(means):.3f} to {max(means):.3f} across the σ-rungs, "
+            f"{falling} of {len(falls)} fall on average; the fall's 95 % interval lies above 0 "
+            f"for {len(still)} of them")
+    text += (f" ({', '.join(still)}): their likelihoods are still improving" if still else
+             ": no fall is distinguishable from 0 at these seeds")
+    if rising:
+        text += f"; it lies below 0, a likelihood getting worse, for {', '.join(rising)}"
+    return text
 
 
 def per_seed_markdown(rows: list, models, seeds, distance_name: str = "distance") -> str:
@@ -223,10 +234,19 @@ def gap_moved(check: dict) -> bool:
     return check["gap_change"] is not None and check["gap_change"].sign != 0
 
 
+def gap_moves_by_chance(checks: list) -> tuple:
+    """(how many of the checks' gaps moved beyond noise, how many a 95 % rule flags by chance
+    alone if no gap moved, the binomial chance of flagging at least that many), counting the
+    checks as independent — which they are not quite: they share seeds and rungs."""
+    moved = sum(gap_moved(check) for check in checks)
+    rate = 1 - checks[0]["gap_change"].confidence
+    return moved, rate * len(checks), float(stats.binom.sf(moved - 1, len(checks), rate))
+
+
 def moved_sentence(checks: list) -> str:
-    """How many verdicts doubling the last budget changed, and in how many of those the gap
-    b − a itself moved (the models still change) rather than held while the verdict flipped
-    at the edge of its interval."""
+    """How many verdicts doubling the last budget changed; in how many of those the gap b − a
+    itself moved beyond noise; and whether the gaps that moved, over all verdicts, are more
+    than a 95 % rule flags by chance."""
     budgets = list(checks[0]["orders"])
     moved = moved_verdicts(checks)
     text = (f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to {budgets[-1]} "
@@ -234,14 +254,26 @@ def moved_sentence(checks: list) -> str:
     if not moved:
         return text + "."
     gap = sum(gap_moved(check) for check in moved)
-    everywhere = sum(gap_moved(check) for check in checks)
-    chance = (1 - checks[0]["gap_change"].confidence) * len(checks)
-    return (f"{text}. In {gap} of the {len(moved)} the gap b − a itself moved beyond noise: "
-            f"there the models may still change. In the other {len(moved) - gap} the gap's "
-            f"change is within noise and the verdict flipped at the edge of its 95 % interval: "
-            f"a narrower interval (more seeds) would settle those, unless a longer budget "
-            f"moves the gap. Over all {len(checks)} verdicts the gap moved beyond noise in "
-            f"{everywhere}, where about {chance:.1f} would by chance alone if no gap moved.")
+    seeds = checks[0]["gap_change"].pairs
+    parts = [f"{text}. In {gap} of the {len(moved)} the gap b − a itself moved beyond noise "
+             f"(the 95 % interval of its change over the seeds excludes 0)."]
+    if gap < len(moved):
+        parts.append(f"In the other {len(moved) - gap} the change is not distinguishable from "
+                     f"0, which does not show that the gap held: with {seeds} seeds that "
+                     f"interval still allows large moves, and a verdict can flip because the "
+                     f"width of its own interval is noisy. Those verdicts are unsettled at "
+                     f"{seeds} seeds.")
+    everywhere, expected, chance = gap_moves_by_chance(checks)
+    if not everywhere:
+        parts.append(f"Over all {len(checks)} verdicts no gap moved beyond noise.")
+    else:
+        parts.append(f"Over all {len(checks)} verdicts the gap moved beyond noise in "
+                     f"{everywhere}; if no gap moved, chance alone would give about "
+                     f"{expected:.1f}, and {everywhere} or more with probability {chance:.2f} "
+                     f"(counting the verdicts as independent, which they are not quite)"
+                     + (": more than chance explains, so the gaps still move." if chance < 0.05
+                        else ": weak evidence that the gaps still move."))
+    return " ".join(parts)
 
 
 def moved_markdown(checks: list, distance_name: str = "distance") -> str:
@@ -258,7 +290,8 @@ def moved_markdown(checks: list, distance_name: str = "distance") -> str:
         lines.append(f"| {contrast} | {measure_name(check, distance_name)} | "
                      f"{WORDS[check['orders'][shorter]]} | {WORDS[check['orders'][longer]]} | "
                      + " | ".join(cells) + " | "
-                     + ("**yes**" if gap_moved(check) else "no, within noise") + " |")
+                     + ("**yes**" if gap_moved(check) else "not distinguishable from 0")
+                     + " |")
     return "\n".join(lines)
 
 
@@ -267,7 +300,8 @@ QUESTIONS = (
     ("What does a prior that depends on y add over N(0, I)?", 0),
     ("What does the flow add beyond a conditional Gaussian prior?", 1),
     ("What do couplings that read y add?", 2),
-    ("What does a flow add when the encoder does not see y?", 3),
+    ("What does the paper's prior (a flow over a conditional Gaussian) add when the encoder "
+     "does not see y?", 3),
     ("What does the encoder's y cost or buy, at N(0, I)?", 4),
     ("... and at the flow prior?", 5),
     ("What does σ* buy over σ = 1, at N(0, I)?", 6),
@@ -283,9 +317,10 @@ def answers_markdown(checks: list, distance_name: str = "distance") -> str:
 
 def gains(checks: list, contrast: str, distance_name: str = "distance") -> dict:
     """{kind: measures} on which b beats a in one contrast, in this order: "at every budget",
-    "at B epochs and after" (from a later budget through the longest), "only at the last
-    budget", "no longer" (at a shorter budget, not at the longest); kinds without a measure
-    left out."""
+    "at B epochs and after" (from a later budget through the longest), "at the last budget (on
+    and off before)" (better at the longest and at some shorter budget, not throughout), "only
+    at the last budget", "no longer" (at a shorter budget, not at the longest); kinds without
+    a measure left out."""
     kinds = {}
     for found in (c for c in checks if c["contrast"] == contrast):
         budgets, orders = list(found["orders"]), list(found["orders"].values())
@@ -297,7 +332,8 @@ def gains(checks: list, contrast: str, distance_name: str = "distance") -> dict:
         elif held >= 2:
             kind = f"at {budgets[-held]} epochs and after"
         elif held == 1:
-            kind = "only at the last budget"
+            kind = ("at the last budget (on and off before)" if 1 in orders[:-1] else
+                    "only at the last budget")
         elif 1 in orders:
             kind = "no longer"
         else:
@@ -306,16 +342,27 @@ def gains(checks: list, contrast: str, distance_name: str = "distance") -> dict:
     return {kind: names for (_, kind), names in sorted(kinds.items())}
 
 
+def losses(checks: list, contrast: str, distance_name: str = "distance") -> list:
+    """The measures on which b is worse than a at the longest budget, in one contrast."""
+    return [measure_name(c, distance_name) for c in checks
+            if c["contrast"] == contrast and list(c["orders"].values())[-1] == -1]
+
+
 # the prior's steps at q(z|x,y): what each adds, by its contrast
 PRIOR_STEPS = {"a prior that depends on y": CONTRASTS[0], "the flow": CONTRASTS[1],
                "couplings that read y": CONTRASTS[2]}
+# how the flow's gain in the distance stands when it does not hold through the longest budget
+UNHELD = {"only at the last budget": "appears only at the last budget",
+          "at the last budget (on and off before)": "comes and goes across the budgets (it is "
+          "there at the last)",
+          "no longer": "appeared at a shorter budget and is within noise at the longest"}
 
 
 def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
     """The ladder's answer in Markdown: how far the distance falls from N(0, I) to the
-    conditional Real NVP at q(z|x,y) at the longest budget, each prior step's share of that
-    and the kinds of its gains, which step takes the larger part, and whether the flow's own
-    gain in the distance is about what the models learn or how fast."""
+    conditional Real NVP at q(z|x,y) at the longest budget; each prior step's share of that,
+    its paired difference, the kinds of its gains and its losses; which step takes the
+    largest part; and whether the flow's own gain in the distance is settled."""
     last = at_budget(rows, max(row["epochs"] for row in rows))
     distances = {name: s["distance"][0] for name, s in summarize(last, ["distance"]).items()}
     span = distances["sigma_qxy"] - distances["sigma_cflow"]
@@ -326,10 +373,16 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
     shares = {step: (distances[a] - distances[b]) / span
               for step, (_, a, b) in PRIOR_STEPS.items()}
     for step, (contrast, a, b) in PRIOR_STEPS.items():
-        found = "; ".join(f"better {kind} on {', '.join(names)}"
-                          for kind, names in gains(checks, contrast, distance_name).items())
-        lines.append(f"**{step.capitalize()}** ({a} → {b}): {shares[step]:.0%} of that; "
-                     f"{found or 'no gain'}.")
+        found = ["no longer better on " + ", ".join(names) if kind == "no longer" else
+                 f"better {kind} on {', '.join(names)}"
+                 for kind, names in gains(checks, contrast, distance_name).items()]
+        worse = losses(checks, contrast, distance_name)
+        if worse:
+            found.append(f"worse at {last[0]['epochs']} epochs on {', '.join(worse)}")
+        d = _distance_check(checks, contrast)["difference"]
+        lines.append(f"**{step.capitalize()}** ({a} → {b}): {shares[step]:.0%} of that "
+                     f"({distance_name} b − a = {d.mean:+.2f} ± {d.half_width:.2f}); "
+                     f"{'; '.join(found) or 'no gain'}.")
     leader = max(shares, key=shares.get)
     flow_kind = [kind for kind, names in gains(checks, CONTRASTS[1][0], distance_name).items()
                  if distance_name in names]
@@ -341,21 +394,19 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
         flow = (f" The flow's own gain in {distance_name} holds {flow_kind[0]}, through the "
                 "last doubling of the budget.")
     else:
-        flow = (f" The flow's own gain in {distance_name} appears only at the last budget"
-                if flow_kind[0] == "only at the last budget" else
-                f" The flow's own gain in {distance_name} appeared at a shorter budget and is "
-                "within noise at the longest")
-        distance_check = next(c for c in checks
-                              if c["contrast"] == CONTRASTS[1][0] and c["column"] == "distance")
-        flow += (": it says how fast the flow model learns, not what it learns." if
-                 gap_moved(distance_check) else
-                 ", while the gap itself did not move beyond noise between the last two "
-                 "budgets: the verdict sits at the edge of its interval, and these seeds do "
-                 "not settle whether the flow gains there.")
-    lines.append(f"So, on these data and at these budgets, the larger part of what the paper "
-                 f"credits to the flow prior comes from **{leader}** ({shares[leader]:.0%} of "
-                 f"the distance gained)." + flow)
+        flow = (f" The flow's own gain in {distance_name} {UNHELD[flow_kind[0]]}"
+                + (": it says how fast the flow model learns, not what it learns."
+                   if gap_moved(_distance_check(checks, CONTRASTS[1][0])) else
+                   ", and the change of its gap between the last two budgets is not "
+                   "distinguishable from 0: these seeds do not settle whether the flow gains "
+                   "there."))
+    lines.append(f"So, on these data and at these budgets, the largest part of the distance "
+                 f"the ladder gains comes from **{leader}** ({shares[leader]:.0%})." + flow)
     return "\n\n".join(lines)
+
+
+def _distance_check(checks: list, contrast: str) -> dict:
+    return next(c for c in checks if c["contrast"] == contrast and c["column"] == "distance")
 
 
 def verdict_at_longest(checks: list, contrast: str, column: str) -> str:
@@ -384,18 +435,21 @@ def key_points(checks: list, falls: dict, distance_name: str = "distance") -> li
                       f"accuracy, {words['bits_per_dim']} on bits/dim.")
     moved, still = moved_verdicts(checks), still_improving(falls)
     gaps = sum(gap_moved(check) for check in moved)
-    if gaps or still:
-        reading = (": the models still change at this budget, so the verdicts that moved say "
-                   "how fast they learn, and a longer budget is needed before they say what "
-                   "the models learn.")
+    everywhere, expected, chance = gap_moves_by_chance(checks)
+    falling = sum(fall.mean > 0 for fall in falls.values())
+    text = (f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs changed "
+            f"{len(moved)} of the ladder's {len(checks)} verdicts; the gap itself moved beyond "
+            f"noise in {gaps} of those ({everywhere} over all {len(checks)}, where chance alone "
+            f"gives about {expected:.1f}), and the bits/dim fall on average for {falling} of "
+            f"{len(falls)} σ-rungs, beyond noise for {len(still)}")
+    if still or chance < 0.05:
+        text += (f": the models still change at {budgets[-1]} epochs, so these answers are not "
+                 "yet at convergence" + (", and the verdicts that moved are unsettled."
+                                         if moved else "."))
     elif moved:
-        reading = (": the gaps and the likelihoods have stopped moving within noise, and the "
-                   "verdicts that flipped sit at the edge of their intervals, which more seeds "
-                   "would narrow.")
+        text += (": no change beyond noise and chance, but the verdicts that moved are "
+                 "unsettled at these seeds; more seeds would settle them.")
     else:
-        reading = ": the answers no longer move."
-    points.append(f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs "
-                  f"changed {len(moved)} of the ladder's {len(checks)} verdicts (in {gaps} of "
-                  f"them the gap itself moved beyond noise), and the bits/dim still fall for "
-                  f"{len(still)} of {len(falls)} σ-rungs" + reading)
+        text += ": the answers no longer move."
+    points.append(text)
     return points
