@@ -69,9 +69,9 @@ def budget_check(rows: list, contrasts=CONTRASTS, measures=MEASURES) -> list:
     paired difference b − a at the longest budget (``difference``) and the one before
     (``previous``). ``gap_change`` is how far b − a itself moved between those two budgets,
     paired by seed (a seed's longer run continues its shorter one): a verdict can flip while
-    its gap holds, when the gap sits at the edge of its interval. A σ = 1 model's bits/dim are
-    on another scale (chapter 2) and are not compared; a contrast whose models are missing is
-    skipped."""
+    that change is indistinguishable from 0, its interval's width being noisy too. A σ = 1
+    model's bits/dim are on another scale (chapter 2) and are not compared; a contrast whose
+    models are missing is skipped."""
     budgets = sorted({row["epochs"] for row in rows})
     by_budget = {e: at_budget(rows, e) for e in budgets}
     checks = []
