@@ -370,7 +370,8 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
              f"{distances['sigma_qxy']:.2f} (N(0, I)) to {distances['sigma_cflow']:.2f} "
              f"(the conditional Real NVP) at {last[0]['epochs']} epochs; the real-vs-real "
              f"floor is {rows[0]['floor_distance']:.2f}."]
-    shares = {step: (distances[a] - distances[b]) / span
+    # each step's share of the distance gained; none when the ladder gains nothing
+    shares = {step: (distances[a] - distances[b]) / span if span > 0 else None
               for step, (_, a, b) in PRIOR_STEPS.items()}
     for step, (contrast, a, b) in PRIOR_STEPS.items():
         found = ["no longer better on " + ", ".join(names) if kind == "no longer" else
@@ -380,10 +381,10 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
         if worse:
             found.append(f"worse at {last[0]['epochs']} epochs on {', '.join(worse)}")
         d = _distance_check(checks, contrast)["difference"]
-        lines.append(f"**{step.capitalize()}** ({a} → {b}): {shares[step]:.0%} of that "
+        share = "" if shares[step] is None else f"{shares[step]:.0%} of that "
+        lines.append(f"**{step.capitalize()}** ({a} → {b}): {share}"
                      f"({distance_name} b − a = {d.mean:+.2f} ± {d.half_width:.2f}); "
                      f"{'; '.join(found) or 'no gain'}.")
-    leader = max(shares, key=shares.get)
     flow_kind = [kind for kind, names in gains(checks, CONTRASTS[1][0], distance_name).items()
                  if distance_name in names]
     if not flow_kind:
@@ -400,8 +401,13 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
                    ", and the change of its gap between the last two budgets is not "
                    "distinguishable from 0: these seeds do not settle whether the flow gains "
                    "there."))
-    lines.append(f"So, on these data and at these budgets, the largest part of the distance "
-                 f"the ladder gains comes from **{leader}** ({shares[leader]:.0%})." + flow)
+    if span > 0:
+        leader = max(shares, key=shares.get)
+        lines.append(f"So, on these data and at these budgets, the largest part of the distance "
+                     f"the ladder gains comes from **{leader}** ({shares[leader]:.0%})." + flow)
+    else:
+        lines.append(f"So, on these data and at these budgets, the ladder does not lower "
+                     f"{distance_name} at q(z|x,y), and no step has a share of a gain." + flow)
     return "\n\n".join(lines)
 
 

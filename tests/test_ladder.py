@@ -278,3 +278,16 @@ def test_a_gain_that_comes_and_goes_and_a_loss_are_named():
     assert flow_step.endswith("better at every budget on balanced accuracy; better at the last "
                               "budget (on and off before) on FD_attr; worse at 24 epochs on "
                               "bits/dim.")
+
+
+def test_a_ladder_that_gains_no_distance_gives_no_step_a_share():
+    rows = _ladder_rows({"sigma_qxy": 2.0, "sigma_cond": 3.0, "sigma_flow": 4.0,
+                         "sigma_cflow": 5.0})
+    checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
+    steps = ladder.answer(checks, rows, "FD_attr").split("\n\n")
+    # bug: shares of a negative span, the worst step named the largest part of a gain
+    assert steps[1].startswith("**A prior that depends on y** (sigma_qxy → sigma_cond): "
+                               "(FD_attr b − a = +1.00 ± 0.00)")
+    assert steps[4].startswith("So, on these data and at these budgets, the ladder does not "
+                               "lower FD_attr at q(z|x,y), and no step has a share of a gain.")
+
