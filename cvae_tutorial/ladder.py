@@ -102,6 +102,11 @@ def _gaps(rows: list, column: str, a: str, b: str) -> dict:
     return {seed: values_b[seed] - values_a[seed] for seed in values_a if seed in values_b}
 
 
+def _table_cell(text: str) -> str:
+    """``text`` for a Markdown table cell: its | escaped (q(z|x,y) would split the cell)."""
+    return text.replace("|", "\\|")
+
+
 def measure_name(check: dict, distance_name: str = "distance") -> str:
     """A check's measure as the tables name it: the distance by its feature space's name."""
     return distance_name if check["column"] == "distance" else check["measure"]
@@ -117,7 +122,7 @@ def budget_markdown(checks: list, distance_name: str = "distance") -> str:
     for check in checks:
         d = check["difference"]
         measure = measure_name(check, distance_name)
-        contrast = check["contrast"].replace("|", "\\|")  # q(z|x,y) in a table cell
+        contrast = _table_cell(check["contrast"])
         lines.append(f"| {contrast} | {measure} | "
                      + " | ".join(WORDS[o] for o in check["orders"].values())
                      + f" | {d.mean:+{check['fmt']}} ± {d.half_width:{check['fmt']}} | "
@@ -188,7 +193,12 @@ def likelihood_falls(rows: list, models) -> dict:
 
 def still_improving(falls: dict) -> list:
     """The models whose fall's 95 % t interval lies above 0."""
-    return [name for name, fall in falls.items() if fall.low > 0]
+    return [name for name, fall in falls.items() if fall.sign > 0]
+
+
+def falling_on_average(falls: dict) -> list:
+    """The models whose bits/dim fall on average (whatever their interval)."""
+    return [name for name, fall in falls.items() if fall.mean > 0]
 
 
 def falls_sentence(falls: dict, budgets) -> str:
@@ -196,13 +206,12 @@ def falls_sentence(falls: dict, budgets) -> str:
     :func:`likelihood_falls`: the mean falls, and for how many rungs the fall's interval lies
     above 0 (still improving) or below it (getting worse)."""
     still = still_improving(falls)
-    rising = [name for name, fall in falls.items() if fall.high < 0]
+    rising = [name for name, fall in falls.items() if fall.sign < 0]
     means = [fall.mean for fall in falls.values()]
-    falling = sum(mean > 0 for mean in means)
     text = (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs: the mean fall (a negative one "
             f"is a rise) runs from {min(means):.3f} to {max(means):.3f} across the σ-rungs, "
-            f"{falling} of {len(falls)} fall on average; the fall's 95 % interval lies above 0 "
-            f"for {len(still)} of them")
+            f"{len(falling_on_average(falls))} of {len(falls)} fall on average; the fall's "
+            f"95 % interval lies above 0 for {len(still)} of them")
     text += (f" ({', '.join(still)}): their likelihoods are still improving" if still else
              ": no fall is distinguishable from 0 at these seeds")
     if rising:
@@ -284,7 +293,7 @@ def moved_markdown(checks: list, distance_name: str = "distance") -> str:
              f"b − a at {shorter} | b − a at {longer} | change of b − a | the gap moved |",
              "|---|---|---|---|---|---|---|---|"]
     for check in moved_verdicts(checks):
-        fmt, contrast = check["fmt"], check["contrast"].replace("|", "\\|")
+        fmt, contrast = check["fmt"], _table_cell(check["contrast"])
         cells = [f"{d.mean:+{fmt}} ± {d.half_width:{fmt}}"
                  for d in (check["previous"], check["difference"], check["gap_change"])]
         lines.append(f"| {contrast} | {measure_name(check, distance_name)} | "
@@ -442,12 +451,12 @@ def key_points(checks: list, falls: dict, distance_name: str = "distance") -> li
     moved, still = moved_verdicts(checks), still_improving(falls)
     gaps = sum(gap_moved(check) for check in moved)
     everywhere, expected, chance = gap_moves_by_chance(checks)
-    falling = sum(fall.mean > 0 for fall in falls.values())
     text = (f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs changed "
             f"{len(moved)} of the ladder's {len(checks)} verdicts; the gap itself moved beyond "
             f"noise in {gaps} of those ({everywhere} over all {len(checks)}, where chance alone "
-            f"gives about {expected:.1f}), and the bits/dim fall on average for {falling} of "
-            f"{len(falls)} σ-rungs, beyond noise for {len(still)}")
+            f"gives about {expected:.1f}), and the bits/dim fall on average for "
+            f"{len(falling_on_average(falls))} of {len(falls)} σ-rungs, beyond noise for "
+            f"{len(still)}")
     if still or chance < 0.05:
         text += (f": the models still change at {budgets[-1]} epochs, so these answers are not "
                  "yet at convergence" + (", and the verdicts that moved are unsettled."
