@@ -196,6 +196,12 @@ def still_improving(falls: dict) -> list:
     return [name for name, fall in falls.items() if fall.sign > 0]
 
 
+def getting_worse(falls: dict) -> list:
+    """The models whose fall's 95 % t interval lies below 0: a likelihood on the test images
+    that got worse (the models fit their training images ever closer)."""
+    return [name for name, fall in falls.items() if fall.sign < 0]
+
+
 def falling_on_average(falls: dict) -> list:
     """The models whose bits/dim fall on average (whatever their interval)."""
     return [name for name, fall in falls.items() if fall.mean > 0]
@@ -205,8 +211,7 @@ def falls_sentence(falls: dict, budgets) -> str:
     """Is the likelihood still improving at the longest budget? In words, from
     :func:`likelihood_falls`: the mean falls, and for how many rungs the fall's interval lies
     above 0 (still improving) or below it (getting worse)."""
-    still = still_improving(falls)
-    rising = [name for name, fall in falls.items() if fall.sign < 0]
+    still, rising = still_improving(falls), getting_worse(falls)
     means = [fall.mean for fall in falls.values()]
     text = (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs: the mean fall (a negative one "
             f"is a rise) runs from {min(means):.3f} to {max(means):.3f} across the σ-rungs, "
@@ -448,7 +453,7 @@ def key_points(checks: list, falls: dict, distance_name: str = "distance") -> li
         points.append(f"At {budgets[-1]} epochs, {label}: {words['distance']} on "
                       f"{distance_name}, {words['balanced_accuracy']} on balanced "
                       f"accuracy, {words['bits_per_dim']} on bits/dim.")
-    moved, still = moved_verdicts(checks), still_improving(falls)
+    moved, still, rising = moved_verdicts(checks), still_improving(falls), getting_worse(falls)
     gaps = sum(gap_moved(check) for check in moved)
     everywhere, expected, chance = gap_moves_by_chance(checks)
     text = (f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs changed "
@@ -456,11 +461,13 @@ def key_points(checks: list, falls: dict, distance_name: str = "distance") -> li
             f"noise in {gaps} of those ({everywhere} over all {len(checks)}, where chance alone "
             f"gives about {expected:.1f}), and the bits/dim fall on average for "
             f"{len(falling_on_average(falls))} of {len(falls)} σ-rungs, beyond noise for "
-            f"{len(still)}")
-    if still or chance < 0.05:
+            f"{len(still)}" + (f", and rise beyond noise for {len(rising)}" if rising else ""))
+    if still or rising or chance < 0.05:
         text += (f": the models still change at {budgets[-1]} epochs, so these answers are not "
-                 "yet at convergence" + (", and the verdicts that moved are unsettled."
-                                         if moved else "."))
+                 "yet at convergence" + (" (a likelihood that gets worse on the test images "
+                                         "is the models fitting their training images "
+                                         "closer)" if rising else "")
+                 + (", and the verdicts that moved are unsettled." if moved else "."))
     elif moved:
         text += (": no change beyond noise and chance, but the verdicts that moved are "
                  "unsettled at these seeds; more seeds would settle them.")

@@ -255,6 +255,14 @@ def test_a_verdict_that_flips_while_its_gap_holds_is_told_from_one_whose_gap_mov
     assert ladder.key_points(held, falls, "FD_attr")[-1].endswith(
         "beyond noise for 0: no change beyond noise and chance, but the verdicts that moved are "
         "unsettled at these seeds; more seeds would settle them.")
+    # a likelihood that gets worse beyond noise is a model that still changes (it overfits)
+    worse = {"sigma_flow": paired_difference({0: 5.0, 1: 5.0, 2: 5.0}, {0: 5.2, 1: 5.3, 2: 5.25})}
+    assert ladder.getting_worse(worse) == ["sigma_flow"]
+    assert ladder.key_points(held, worse, "FD_attr")[-1].endswith(
+        "beyond noise for 0, and rise beyond noise for 1: the models still change at 24 epochs, "
+        "so these answers are not yet at convergence (a likelihood that gets worse on the test "
+        "images is the models fitting their training images closer), and the verdicts that "
+        "moved are unsettled.")
 
 
 def test_a_gain_that_comes_and_goes_and_a_loss_are_named():
