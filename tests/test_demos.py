@@ -659,7 +659,7 @@ def test_the_shift_report_says_where_the_joint_distance_sees_conditioning():
     assert shifted[1]["joint_shift"] == pytest.approx(1.1)
     assert "shift" not in rows[0]  # the rows themselves are left as they were
     lines = report.shift_report(rows, "FD_attr").splitlines()
-    assert lines[0].endswith("FD_attr (the floor) and joint FD_attr")
+    assert lines[0].endswith("FD_attr (only its noise) and joint FD_attr")
     assert lines[1].endswith("the joint distance sees conditioning")
     blind = [{**row, "shuffled_joint_distance": row["joint_distance"] + row["seed"] % 2}
              for row in rows]

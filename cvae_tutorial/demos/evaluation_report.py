@@ -64,14 +64,14 @@ def shift_report(rows: list, distance_name: str) -> str:
     conditioning: its shift above the marginal one's, by the paired 95 % t interval."""
     shifted = label_shifts(rows)
     lines = [f"shift when the labels are shuffled (mean ± s.e. over the seeds): "
-             f"{distance_name} (the floor) and joint {distance_name}"]
+             f"{distance_name} (only its noise) and joint {distance_name}"]
     for name, s in summarize(shifted, ("shift", "joint_shift")).items():
         sees = paired_difference(values_by_seed(shifted, "joint_shift", name),
                                  values_by_seed(shifted, "shift", name)).sign == 1
         lines.append(f"  {model_title(name):26s} {format_estimate(s['shift']):>13s}  "
                      f"{format_estimate(s['joint_shift']):>13s}  "
                      + ("the joint distance sees conditioning" if sees
-                        else "within noise of the floor: blind here"))
+                        else "within noise of the marginal shift: blind here"))
     return "\n".join(lines)
 
 
