@@ -1,5 +1,6 @@
 """Shared fixtures: small embedded datasets, a fake CelebA folder written on the fly, and the
 chapters' runs (started in the background when a selected test reads them)."""
+import os
 import shutil
 
 import pytest
@@ -8,7 +9,8 @@ import torch
 from chapter_runs import TEST_BOOK, TIMES, ChapterRuns, build_test_book
 from cvae_tutorial.benchmarks.celeba_folder import write_celeba_folder
 
-torch.set_num_threads(2)
+THREADS = 2  # the machine's two cores
+torch.set_num_threads(THREADS)
 
 # The quick loop, `pytest -m "not slow"`, leaves out what builds or executes the book (the
 # tests of the built pages, the determinism and papermill runs of every chapter, and the
@@ -39,6 +41,12 @@ def pytest_collection_finish(session):
                                                          session.items)):
         shutil.rmtree(TEST_BOOK, ignore_errors=True)
         BACKGROUND["runs"] = ChapterRuns(TEST_BOOK / "runs")
+        # its two workers hold a core each: meanwhile the unit tests, and the kernels and
+        # commands they start, take one thread (a team of two beside them would wait at every
+        # parallel step for a core to come free)
+        torch.set_num_threads(1)
+        BACKGROUND["threads"] = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def pytest_sessionfinish():
@@ -50,7 +58,13 @@ def pytest_sessionfinish():
 def chapter_runs():
     """Every notebook executed twice at a small size (tests/chapter_runs.py), once per session:
     {(notebook, 1 or 2): Run}; the runs stay in _build/test_book/runs for a person to open."""
-    return BACKGROUND["runs"].results()
+    runs = BACKGROUND["runs"].results()
+    torch.set_num_threads(THREADS)  # the cores are free again
+    if BACKGROUND["threads"] is None:
+        os.environ.pop("OMP_NUM_THREADS")
+    else:
+        os.environ["OMP_NUM_THREADS"] = BACKGROUND["threads"]
+    return runs
 
 
 @pytest.fixture(scope="session")

@@ -18,33 +18,21 @@ def run_chapter(tmp_path, **parameters):
                                       progress_bar=False, kernel_name="python3")
 
 
-def test_overridden_run_writes_its_checkpoints_in_out_dir(tmp_path):
+def test_overridden_run_writes_its_checkpoints_in_out_dir_and_evaluates_them(tmp_path):
     out_dir = tmp_path / "elsewhere" / "run"
-    run_chapter(tmp_path, **QUICK, epochs=1, seeds=[7], models=["sigma", "sigma_flow"],
-                out_dir=str(out_dir))
-    for model in ("sigma", "sigma_flow"):
-        path = out_dir / "seed7" / model / "checkpoint.pt"
-        assert path.exists(), f"no checkpoint at {path}"
-        state = torch.load(path, weights_only=True)
-        assert state["train_config"]["seed"] == 7 and state["train_config"]["epochs"] == 1
-        assert state["model_config"]["model"] == model
-        assert state["model_config"]["image_size"] == 16 and len(state["history"]) == 1
-    assert not (out_dir / "seed7" / "gaussian").exists(), "a model not asked for was trained"
-
-
-def test_a_models_string_instead_of_a_list_is_a_clear_error(tmp_path):
-    with pytest.raises(papermill.PapermillExecutionError,
-                       match=r"models must be a list of strings, got the string 'sigma'; with "
-                             r"papermill pass a YAML list: -y 'models: \[sigma\]'"):
-        run_chapter(tmp_path, **QUICK, epochs=1, models="sigma", out_dir=str(tmp_path / "run"))
-    assert not (tmp_path / "run").exists()
-
-
-def test_evaluate_writes_the_results_table_beside_the_checkpoints(tmp_path):
-    out_dir = tmp_path / "run"
-    run_chapter(tmp_path, **QUICK, epochs=1, models=["sigma_flow"], seeds=[0, 1],
+    run_chapter(tmp_path, **QUICK, epochs=1, seeds=[7, 8], models=["sigma", "sigma_flow"],
                 out_dir=str(out_dir), evaluate=True, eval_samples=32, iw_samples=4)
-    table = (out_dir / "results.md").read_text()
+    for seed in (7, 8):
+        for model in ("sigma", "sigma_flow"):
+            path = out_dir / f"seed{seed}" / model / "checkpoint.pt"
+            assert path.exists(), f"no checkpoint at {path}"
+            state = torch.load(path, weights_only=True)
+            assert state["train_config"]["seed"] == seed
+            assert state["train_config"]["epochs"] == 1
+            assert state["model_config"]["model"] == model
+            assert state["model_config"]["image_size"] == 16 and len(state["history"]) == 1
+    assert not (out_dir / "seed7" / "gaussian").exists(), "a model not asked for was trained"
+    table = (out_dir / "results.md").read_text()  # beside the checkpoints, every seed
     assert "| sigma_flow | 2 |" in table  # two seeds, their mean ± s.e.
     assert " ± " in table and (out_dir / "results.csv").exists()
 
@@ -52,13 +40,14 @@ def test_evaluate_writes_the_results_table_beside_the_checkpoints(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Bad papermill parameters for the training chapter: the cell fails with the package's message
 # ---------------------------------------------------------------------------------------------
+# One failure per checking cell (the types; the lists, settings and models): the messages of
+# every other bad value are tested where they are raised (test_parameters.py, test_demos.py).
 @pytest.mark.parametrize("parameters, message", [
     (dict(epochs="three"), "ConfigError: epochs must be an int, got the string 'three'; with "
                            "papermill pass -p epochs 3"),
     (dict(models=["sigma", "flow"]), "ConfigError: unknown model 'flow'; use "
                                      "<likelihood>[_<prior>] with a likelihood in gaussian"),
-    (dict(image_size=86), "image_size=86 is not supported: the encoder halves the image 4 times"),
-], ids=["epochs-as-text", "unknown-model", "image-size-86"])
+], ids=["epochs-as-text", "unknown-model"])
 def test_bad_papermill_parameters_fail_with_the_package_message(tmp_path, parameters, message):
     out_dir = tmp_path / "run"
     with pytest.raises(papermill.PapermillExecutionError) as failure:

@@ -1,14 +1,12 @@
 """Chapter parameters checked against their annotations: a raw papermill string or a number where
-a list is asked is one line naming the parameter and the form to pass."""
-from pathlib import Path
+a list is asked is one line naming the parameter and the form to pass (test_chapter5_papermill.py
+runs one such failure through papermill)."""
 from typing import Optional
 
 import pytest
 
 from cvae_tutorial import ConfigError
 from cvae_tutorial.parameters import check_parameter, check_parameters
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("value, kind, message", [
@@ -51,27 +49,3 @@ def test_the_namespace_is_checked_against_its_annotations_in_place():
     assert type(namespace["lr"]) is float and namespace["epochs"] == 3
     with pytest.raises(ConfigError, match="epochs must be an int"):
         check_parameters({"epochs": "3"}, {"epochs": int})
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 5 under papermill: fails in its parameter-checking cell, before any data is read
-# ---------------------------------------------------------------------------------------------
-papermill = pytest.importorskip("papermill")
-
-
-@pytest.mark.slow  # a papermill run of chapter 5, as in test_chapter5_papermill.py
-@pytest.mark.parametrize("parameters, message", [
-    (dict(evaluate="False"), "ConfigError: evaluate must be a bool, got the string 'False'; "
-                             "with papermill pass -p evaluate False"),
-    (dict(seeds=3), "ConfigError: seeds must be a list of ints, got int 3; with papermill pass "
-                    "a YAML list: -y 'seeds: [0, 1, 2]'"),
-], ids=["raw-evaluate-False", "seeds-as-an-int"])
-def test_chapter5_parameters_of_the_wrong_type_are_one_line(tmp_path, parameters, message):
-    out_dir = tmp_path / "run"
-    with pytest.raises(papermill.PapermillExecutionError) as failure:
-        papermill.execute_notebook(str(ROOT / "book" / "05_celeba_training.ipynb"),
-                                   str(tmp_path / "out.ipynb"), cwd=str(ROOT / "book"),
-                                   parameters={"out_dir": str(out_dir), **parameters},
-                                   progress_bar=False, kernel_name="python3")
-    assert message in str(failure.value)
-    assert not out_dir.exists()
