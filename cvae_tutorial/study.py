@@ -87,9 +87,12 @@ def budget_dir(out_dir, epochs: int) -> Path:
 
 def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, image_size: int,
                  latent_dim: int, batch_size: int, lr: float, device: str = "auto",
-                 progress: bool = True) -> None:
+                 progress: bool = True, digest: str | None = None) -> None:
     """Train every model and seed to each budget; a budget continues the previous one's run
-    (its checkpoint is copied, then resumed). Finished runs are skipped."""
+    (its checkpoint is copied, then resumed). Finished runs are skipped. Each run records
+    ``digest``, by default the code's as this call starts: what the process runs was imported
+    by then, and a file edited on disk while it trains changes nothing it runs."""
+    digest = code_digest() if digest is None else digest
     for seed in seeds:
         for name in models:
             previous = None
@@ -107,11 +110,11 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
                 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                      device=device)
                 history = train(model, train_data, test_data, config, path, progress=progress)
-                _record_training(path, len(history))
+                _record_training(path, len(history), digest)
                 previous = path
 
 
-def _record_training(path: Path, epochs: int) -> None:
+def _record_training(path: Path, epochs: int, digest: str) -> None:
     """Beside each checkpoint, the digests of the code that trained its epochs and the torch
     threads it used (a run continued by other code or threads records both; on a CPU the
     thread count changes the float sums, so a rerun is bit-identical only with the same)."""
@@ -119,7 +122,7 @@ def _record_training(path: Path, epochs: int) -> None:
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     if record.get("epochs", 0) < epochs:
         record = {"epochs": epochs,
-                  "code_digests": sorted(set(record.get("code_digests", [])) | {code_digest()}),
+                  "code_digests": sorted(set(record.get("code_digests", [])) | {digest}),
                   "torch_threads": sorted(set(record.get("torch_threads", []))
                                           | {torch.get_num_threads()})}
         atomic_write(record_path, lambda f: f.write(json.dumps(record) + "\n"), "w")
@@ -203,7 +206,7 @@ def _without_notes(argv: list) -> list:
 
 def main(argv=None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
+    started, digest = time.perf_counter(), code_digest()  # of the code this process runs
     try:
         def load(split, count):
             return load_dataset(args.dataset, split, args.image_size, args.data_dir,
@@ -211,7 +214,8 @@ def main(argv=None) -> int:
         train_data, test_data = load("train", args.train_images), load("test", args.test_images)
         train_ladder(args.models, args.seeds, args.epochs, train_data, test_data, args.out_dir,
                      image_size=args.image_size, latent_dim=args.latent_dim,
-                     batch_size=args.batch_size, lr=args.lr, device=args.device)
+                     batch_size=args.batch_size, lr=args.lr, device=args.device,
+                     digest=digest)
         if args.train_only:
             return 0
         floor_data = load("valid", args.num_samples)
@@ -241,7 +245,7 @@ def main(argv=None) -> int:
     write_provenance(args.results_dir, {
         "command": "python -m cvae_tutorial.study " + shlex.join(_without_notes(
             sys.argv[1:] if argv is None else argv)),
-        "commit": _commit(), "code_digest": code_digest(),  # of the code that evaluated
+        "commit": _commit(), "code_digest": digest,  # of the code that evaluated
         **training_record(args.out_dir, args.models, args.seeds, args.epochs[-1]),
         "machine": machine(device),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -50,6 +50,20 @@ def test_every_budget_model_and_seed_has_a_row_and_the_provenance_is_today(measu
     assert all(key in record for key in ("commit", "machine", "date"))
 
 
+def test_a_run_records_the_code_its_process_started_with(tmp_path, monkeypatch, tiny_faces):
+    # a file of the package edited on disk while a long study trains changes nothing the
+    # process runs (it imported its code at the start), so its records keep the start's digest
+    digests = iter(["at the start"] + ["edited on disk since"] * 10)
+    monkeypatch.setattr(study, "code_digest", lambda: next(digests))
+    train_data, test_data = tiny_faces
+    study.train_ladder(["sigma"], [0], [1, 2], train_data, test_data, tmp_path, image_size=16,
+                       latent_dim=4, batch_size=32, lr=1e-3, device="cpu", progress=False)
+    for epochs in (1, 2):
+        path = checkpoint_path(seed_dir(study.budget_dir(tmp_path, epochs), 0), "sigma")
+        record = json.loads(path.with_name(study.TRAINED_BY).read_text())
+        assert record["epochs"] == epochs and record["code_digests"] == ["at the start"]
+
+
 def test_results_from_other_code_are_flagged(measured, tmp_path):
     root, _ = measured
     results = tmp_path / "results"
