@@ -39,14 +39,13 @@ def load_study(results_dir) -> tuple:
     return rows, record, status
 
 
-# (what changes, model a, model b): b differs from a in that one choice (at q(z|x) the prior
-# goes from N(0, I) straight to the paper's: no conditional Gaussian rung is trained there)
+# (what changes, model a, model b): b differs from a in that one choice
 CONTRASTS = (
     ("prior at q(z|x,y): N(0, I) → conditional Gaussian", "sigma_qxy", "sigma_cond"),
     ("prior at q(z|x,y): conditional Gaussian → Real NVP", "sigma_cond", "sigma_flow"),
     ("prior at q(z|x,y): Real NVP → conditional Real NVP", "sigma_flow", "sigma_cflow"),
-    ("prior at q(z|x): N(0, I) → Real NVP over the conditional Gaussian", "sigma",
-     "sigma_flow_qx"),
+    ("prior at q(z|x): N(0, I) → conditional Gaussian", "sigma", "sigma_cond_qx"),
+    ("prior at q(z|x): conditional Gaussian → Real NVP", "sigma_cond_qx", "sigma_flow_qx"),
     ("encoder at N(0, I): q(z|x) → q(z|x,y)", "sigma", "sigma_qxy"),
     ("encoder at the Real NVP prior: q(z|x) → q(z|x,y)", "sigma_flow_qx", "sigma_flow"),
     ("decoder: σ = 1 → σ*", "gaussian", "sigma"),
@@ -314,11 +313,11 @@ QUESTIONS = (
     ("What does a prior that depends on y add over N(0, I)?", 0),
     ("What does the flow add beyond a conditional Gaussian prior?", 1),
     ("What do couplings that read y add?", 2),
-    ("What does the paper's prior (a flow over a conditional Gaussian) add when the encoder "
-     "does not see y?", 3),
-    ("What does the encoder's y cost or buy, at N(0, I)?", 4),
-    ("... and at the flow prior?", 5),
-    ("What does σ* buy over σ = 1, at N(0, I)?", 6),
+    ("When the encoder does not see y, what does a prior that depends on y add?", 3),
+    ("... and the flow beyond it, there?", 4),
+    ("What does the encoder's y cost or buy, at N(0, I)?", 5),
+    ("... and at the flow prior?", 6),
+    ("What does σ* buy over σ = 1, at N(0, I)?", 7),
 )
 
 
@@ -365,6 +364,8 @@ def losses(checks: list, contrast: str, distance_name: str = "distance") -> list
 # the prior's steps at q(z|x,y): what each adds, by its contrast
 PRIOR_STEPS = {"a prior that depends on y": CONTRASTS[0], "the flow": CONTRASTS[1],
                "couplings that read y": CONTRASTS[2]}
+# the same steps where the encoder does not see y: does the answer depend on the encoder?
+PRIOR_STEPS_QX = {"a prior that depends on y": CONTRASTS[3], "the flow": CONTRASTS[4]}
 # how the flow's gain in the distance stands when it does not hold through the longest budget
 UNHELD = {"only at the last budget": "appears only at the last budget",
           "at the last budget (on and off before)": "comes and goes across the budgets (it is "
@@ -376,7 +377,8 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
     """The ladder's answer in Markdown: how far the distance falls from N(0, I) to the
     conditional Real NVP at q(z|x,y) at the longest budget; each prior step's share of that,
     its paired difference, the kinds of its gains and its losses; which step takes the
-    largest part; and whether the flow's own gain in the distance is settled."""
+    largest part; whether the flow's own gain in the distance is settled; and, when the study
+    has the rungs at q(z|x), the same shares there."""
     last = at_budget(rows, max(row["epochs"] for row in rows))
     distances = {name: s["distance"][0] for name, s in summarize(last, ["distance"]).items()}
     span = distances["sigma_qxy"] - distances["sigma_cflow"]
@@ -422,7 +424,24 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
     else:
         lines.append(f"So, on these data and at these budgets, the ladder does not lower "
                      f"{distance_name} at q(z|x,y), and no step has a share of a gain." + flow)
+    if {"sigma", "sigma_cond_qx", "sigma_flow_qx"} <= distances.keys():
+        lines.append(_steps_at_qx(checks, distances, distance_name))
     return "\n\n".join(lines)
+
+
+def _steps_at_qx(checks: list, distances: dict, distance_name: str) -> str:
+    """The prior's steps at q(z|x) in one paragraph: each one's share of the distance, its
+    paired difference and its verdict at the longest budget."""
+    span = distances["sigma"] - distances["sigma_flow_qx"]
+    steps = []
+    for step, (contrast, a, b) in PRIOR_STEPS_QX.items():
+        d = _distance_check(checks, contrast)["difference"]
+        share = f"{(distances[a] - distances[b]) / span:.0%} of that, " if span > 0 else ""
+        steps.append(f"{step} ({a} → {b}) {share}b − a = {d.mean:+.2f} ± {d.half_width:.2f}, "
+                     f"{verdict_at_longest(checks, contrast, 'distance')}")
+    return (f"When the encoder does not see y, at q(z|x), the prior takes {distance_name} from "
+            f"{distances['sigma']:.2f} (N(0, I)) to {distances['sigma_flow_qx']:.2f} (the Real "
+            f"NVP over a conditional Gaussian): " + "; ".join(steps) + ".")
 
 
 def _distance_check(checks: list, contrast: str) -> dict:

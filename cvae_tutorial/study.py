@@ -32,7 +32,7 @@ import torch
 
 from .checkpoints import checkpoint_path, load_history, seed_dir
 from .config import ConfigError, check_int, resolve_device
-from .cvae import CVAE, LADDER, run_config
+from .cvae import CVAE, run_config
 from .data import load_dataset
 from .evaluation import ClassifierConfig, evaluate_run
 from .evaluation.results import RESULTS_CSV
@@ -40,6 +40,11 @@ from .files import atomic_write, temporary_beside
 from .training import TrainConfig, train
 
 PACKAGE = Path(__file__).resolve().parent
+# the rungs the study trains, every model that ladder.CONTRASTS compares: σ = 1, the prior at
+# q(z|x) (N(0, I), conditional Gaussian, Real NVP), then at q(z|x,y) (the same and the
+# conditional Real NVP)
+RUNGS = ("gaussian", "sigma", "sigma_cond_qx", "sigma_flow_qx", "sigma_qxy", "sigma_cond",
+         "sigma_flow", "sigma_cflow")
 PROVENANCE = "provenance.json"
 TRAINED_BY = "trained_by.json"
 # the modules whose code decides the numbers: all but the benchmarks, plotting, the chapters'
@@ -151,7 +156,7 @@ def _parse_args(argv):
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", required=True, help="checkpoints: epochs<B>/seed<k>/...")
     parser.add_argument("--results-dir", required=True, help="epochs<B>.csv, provenance.json")
-    parser.add_argument("--models", nargs="+", default=list(LADDER), type=run_config_name)
+    parser.add_argument("--models", nargs="+", default=list(RUNGS), type=run_config_name)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", nargs="+", type=int, default=[12, 24],
                         help="the budgets, e.g. B 2B")

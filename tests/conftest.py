@@ -1,6 +1,5 @@
 """Shared fixtures: small embedded datasets, a fake CelebA folder written on the fly, and the
 chapters' runs (started in the background when a selected test reads them)."""
-import os
 import shutil
 
 import pytest
@@ -45,8 +44,8 @@ def pytest_collection_finish(session):
         # commands they start, take one thread (a team of two beside them would wait at every
         # parallel step for a core to come free)
         torch.set_num_threads(1)
-        BACKGROUND["threads"] = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"
+        BACKGROUND["env"] = pytest.MonkeyPatch()
+        BACKGROUND["env"].setenv("OMP_NUM_THREADS", "1")
 
 
 def pytest_sessionfinish():
@@ -60,10 +59,7 @@ def chapter_runs():
     {(notebook, 1 or 2): Run}; the runs stay in _build/test_book/runs for a person to open."""
     runs = BACKGROUND["runs"].results()
     torch.set_num_threads(THREADS)  # the cores are free again
-    if BACKGROUND["threads"] is None:
-        os.environ.pop("OMP_NUM_THREADS")
-    else:
-        os.environ["OMP_NUM_THREADS"] = BACKGROUND["threads"]
+    BACKGROUND.pop("env").undo()
     return runs
 
 

@@ -8,9 +8,10 @@ import torch
 
 from cvae_tutorial import (CVAE, MODEL_NAMES, PAPER_MODEL_NAMES, CVAEConfig, ConfigError,
                            TrainConfig, train)
-from cvae_tutorial.cvae import (LADDER, LIKELIHOODS, PRIORS, model_axes, model_title, run_config,
+from cvae_tutorial.cvae import (LIKELIHOODS, PRIORS, model_axes, model_title, run_config,
                                 run_name)
 from cvae_tutorial.data import to_float
+from cvae_tutorial.study import RUNGS
 
 
 @pytest.mark.slow
@@ -279,7 +280,7 @@ def test_a_model_name_is_its_likelihood_and_prior_and_a_run_name_adds_the_encode
                                          "mse_kl", "mse_kl_flow")] == [
         ("sigma", "standard"), ("sigma", "conditional"), ("sigma", "flow"),
         ("gaussian", "conditional_flow"), ("mse_kl", "standard"), ("mse_kl", "flow")]
-    for name in LADDER:  # the ladder's runs round-trip through their names
+    for name in RUNGS:  # the ladder's runs round-trip through their names
         assert run_name(run_config(name)) == name
     config = run_config("sigma_flow_qx")
     assert (config.model, config.prior, config.encoder_sees_labels) == ("sigma_flow", "flow",

@@ -2,7 +2,8 @@
 told from a gap that moved, and the sentences chapter 6 prints from them."""
 import pytest
 
-from cvae_tutorial import ladder
+from cvae_tutorial import ladder, study
+from cvae_tutorial.cvae import PRIORS, run_config
 from cvae_tutorial.evaluation.uncertainty import paired_difference
 
 
@@ -42,6 +43,24 @@ def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_move
     assert "changed the verdict on FD_attr" in ladder.contrast_finding(
         ladder.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES),
         checks[0]["contrast"], "FD_attr")
+
+
+def test_the_study_trains_exactly_the_rungs_the_contrasts_compare():
+    compared = {name for _, a, b in ladder.CONTRASTS for name in (a, b)}
+    assert compared == set(study.RUNGS) and len(study.RUNGS) == len(compared)
+
+
+def test_each_contrast_changes_one_choice_and_a_prior_by_one_rung():
+    rungs = list(PRIORS.values())  # N(0, I), conditional Gaussian, Real NVP, conditional Real NVP
+    axes = {"prior": lambda c: c.prior, "encoder": lambda c: c.encoder_sees_labels,
+            "decoder": lambda c: c.likelihood}
+    for label, a, b in ladder.CONTRASTS:
+        first, second = run_config(a), run_config(b)
+        changed = [axis for axis, read in axes.items() if read(first) != read(second)]
+        assert changed == [label.split(" ")[0].rstrip(":")], (label, changed)
+        if changed == ["prior"]:  # bug: a step that skips a rung (N(0, I) → Real NVP)
+            assert rungs.index(second.prior) - rungs.index(first.prior) == 1, label
+            assert ("q(z|x,y)" in label) == first.encoder_sees_labels, label
 
 
 # --- reading the ladder in chapter 6 -----------------------------------------------------------
@@ -169,11 +188,12 @@ def test_the_ladders_verdicts_sentences_and_key_points():
         "(counting the verdicts as independent, which they are not quite): more than chance "
         "explains, so the gaps still move.")
     answers = ladder.answers_markdown(checks, "FD_attr").splitlines()
-    assert len(answers) == len(ladder.QUESTIONS) == 7
+    assert len(answers) == len(ladder.QUESTIONS) == 8
     assert answers[1].startswith("- **What does the flow add beyond a conditional Gaussian "
                                  "prior?** prior at q(z|x,y): conditional Gaussian → Real NVP")
     assert answers[3].endswith("not measured.")  # no sigma_flow_qx in these rows
     answer = ladder.answer(checks, rows, "FD_attr").split("\n\n")
+    assert len(answer) == 5  # no paragraph on q(z|x): these rows have none of its rungs
     assert answer[0] == ("At q(z|x,y) the ladder takes FD_attr from 10.00 (N(0, I)) to 2.00 "
                          "(the conditional Real NVP) at 24 epochs; the real-vs-real floor is "
                          "0.50.")
@@ -198,6 +218,19 @@ def test_the_ladders_verdicts_sentences_and_key_points():
                          "average for 2 of 2 σ-rungs, beyond noise for 2: the models still "
                          "change at 24 epochs, so these answers are not yet at convergence, and "
                          "the verdicts that moved are unsettled.")
+
+
+def test_the_answer_gives_the_prior_steps_shares_where_the_encoder_does_not_see_y():
+    rows = _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 4.0, "sigma_flow": 3.0,
+                         "sigma_cflow": 2.0, "sigma": 13.0, "sigma_cond_qx": 5.0,
+                         "sigma_flow_qx": 4.0})
+    checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
+    # bug: the shares at q(z|x) taken of the span at q(z|x,y), or a step's a and b swapped
+    assert ladder.answer(checks, rows, "FD_attr").split("\n\n")[5] == (
+        "When the encoder does not see y, at q(z|x), the prior takes FD_attr from 13.00 "
+        "(N(0, I)) to 4.00 (the Real NVP over a conditional Gaussian): a prior that depends on "
+        "y (sigma → sigma_cond_qx) 89% of that, b − a = -8.00 ± 0.00, better; the flow "
+        "(sigma_cond_qx → sigma_flow_qx) 11% of that, b − a = -1.00 ± 0.00, better.")
 
 
 def _gap_rows(gaps_by_budget):

@@ -1,9 +1,10 @@
-"""The table of the prior ladder's runs (chapter 4), read from ``cvae.LADDER`` and
+"""The table of the prior ladder's runs (chapter 4), read from ``study.RUNGS`` and
 ``run_config`` so that it cannot drift from the code: per run its encoder, prior, decoder σ,
 objective, sampler, the paper's name and the package's title."""
 from __future__ import annotations
 
-from ..cvae import LADDER, PAPER_MODEL_NAMES, model_title, run_config
+from ..cvae import PAPER_MODEL_NAMES, model_title, run_config
+from ..study import RUNGS
 
 # prior -> (p(z|y), sampler); "\|" keeps a bar inside a Markdown table's cell
 PRIOR_CELLS = {
@@ -19,7 +20,7 @@ COLUMNS = ("run", "encoder", "prior p(z\\|y)", "decoder σ", "objective", "sampl
            "package title")
 
 
-def models_table(runs=LADDER) -> str:
+def models_table(runs=RUNGS) -> str:
     """A Markdown table, one row per run name (the ladder's by default)."""
     rows = ["| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
     for name in runs:
