@@ -290,13 +290,14 @@ def moved_sentence(checks: list) -> str:
 
 
 def moved_markdown(checks: list, distance_name: str = "distance") -> str:
-    """The verdicts that doubling the last budget changed, as a Markdown table: the verdict
-    and b − a at the two longest budgets, the paired change of b − a, and whether it moved."""
+    """The verdicts that doubling the last budget changed and the gaps that it moved beyond
+    noise, as a Markdown table: the verdict and b − a at the two longest budgets, the paired
+    change of b − a, and whether it moved."""
     shorter, longer = list(checks[0]["orders"])[-2:]
     lines = [f"| what changes (a → b) | measure | {shorter} epochs | {longer} epochs | "
              f"b − a at {shorter} | b − a at {longer} | change of b − a | the gap moved |",
              "|---|---|---|---|---|---|---|---|"]
-    for check in moved_verdicts(checks):
+    for check in (c for c in checks if not c["stable"] or gap_moved(c)):
         fmt, contrast = check["fmt"], _table_cell(check["contrast"])
         cells = [f"{d.mean:+{fmt}} ± {d.half_width:{fmt}}"
                  for d in (check["previous"], check["difference"], check["gap_change"])]

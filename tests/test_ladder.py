@@ -279,6 +279,14 @@ def test_a_verdict_that_flips_while_its_gap_holds_is_told_from_one_whose_gap_mov
                         "within noise | better | -1.00 ± 1.99 | -1.00 ± 0.25 | +0.00 ± 1.74 | "
                         "not distinguishable from 0 |")
     assert "| **yes** |" in ladder.moved_markdown(grown, "FD_attr")
+    # a gap that moved under a verdict that held ("better" at both budgets) is listed too
+    kept = ladder.budget_check(_gap_rows({12: (-1.0, -1.05, -0.95), 24: (-3.0, -3.05, -2.95)}),
+                               measures=distance_only)
+    assert not ladder.moved_verdicts(kept)
+    # bug: the table lists only the verdicts that changed, hiding the gaps that still move
+    assert ladder.moved_markdown(kept, "FD_attr").splitlines()[2:] == [
+        "| prior at q(z\\|x,y): conditional Gaussian → Real NVP | FD_attr | better | better | "
+        "-1.00 ± 0.12 | -3.00 ± 0.12 | -2.00 ± 0.00 | **yes** |"]
     assert ladder.answer(held, _gap_rows({12: (-1.0, -0.2, -1.8),
                                                 24: (-1.0, -0.9, -1.1)}), "FD_attr").endswith(
         "appears only at the last budget, and the change of its gap between the last two "
