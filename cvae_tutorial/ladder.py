@@ -437,9 +437,9 @@ def _steps_at_qx(checks: list, distances: dict, distance_name: str) -> str:
     steps = []
     for step, (contrast, a, b) in PRIOR_STEPS_QX.items():
         d = _distance_check(checks, contrast)["difference"]
-        share = f"{(distances[a] - distances[b]) / span:.0%} of that, " if span > 0 else ""
-        steps.append(f"{step} ({a} → {b}) {share}b − a = {d.mean:+.2f} ± {d.half_width:.2f}, "
-                     f"{verdict_at_longest(checks, contrast, 'distance')}")
+        share = f" takes {(distances[a] - distances[b]) / span:.0%} of that" if span > 0 else ""
+        steps.append(f"{step} ({a} → {b}){share} ({distance_name} b − a = {d.mean:+.2f} ± "
+                     f"{d.half_width:.2f}, {verdict_at_longest(checks, contrast, 'distance')})")
     return (f"When the encoder does not see y, at q(z|x), the prior takes {distance_name} from "
             f"{distances['sigma']:.2f} (N(0, I)) to {distances['sigma_flow_qx']:.2f} (the Real "
             f"NVP over a conditional Gaussian): " + "; ".join(steps) + ".")

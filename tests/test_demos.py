@@ -8,7 +8,6 @@ from torch import nn
 
 from cvae_tutorial import CVAE, embedded_faces, study
 from cvae_tutorial.cvae import run_config
-from cvae_tutorial.study import RUNGS
 from cvae_tutorial.data import render_faces
 from cvae_tutorial.demos import kl_sign, latent_control, samplers, toy_priors
 from cvae_tutorial.demos.density_grid import DensityGrid, mass_levels
@@ -65,7 +64,7 @@ def test_demos_decide_no_number(tmp_path):
 
 def test_models_table_has_a_row_per_run_with_every_bar_escaped():
     rows = models_table().splitlines()
-    assert len(rows) == 2 + len(RUNGS)
+    assert len(rows) == 2 + len(study.RUNGS)
     # 8 cells: 9 bars that are not escaped (a bare "|" in a title would split its cell)
     assert all(row.replace("\\|", "").count("|") == 9 for row in rows)
     flow = next(row for row in rows if row.startswith("| `sigma_flow` |"))

@@ -229,8 +229,9 @@ def test_the_answer_gives_the_prior_steps_shares_where_the_encoder_does_not_see_
     assert ladder.answer(checks, rows, "FD_attr").split("\n\n")[5] == (
         "When the encoder does not see y, at q(z|x), the prior takes FD_attr from 13.00 "
         "(N(0, I)) to 4.00 (the Real NVP over a conditional Gaussian): a prior that depends on "
-        "y (sigma → sigma_cond_qx) 89% of that, b − a = -8.00 ± 0.00, better; the flow "
-        "(sigma_cond_qx → sigma_flow_qx) 11% of that, b − a = -1.00 ± 0.00, better.")
+        "y (sigma → sigma_cond_qx) takes 89% of that (FD_attr b − a = -8.00 ± 0.00, better); "
+        "the flow (sigma_cond_qx → sigma_flow_qx) takes 11% of that (FD_attr b − a = -1.00 ± "
+        "0.00, better).")
 
 
 def _gap_rows(gaps_by_budget):
