@@ -4,6 +4,7 @@ import pytest
 
 from cvae_tutorial import ladder, study
 from cvae_tutorial.cvae import PRIORS, run_config
+from cvae_tutorial.demos import ladder_report
 from cvae_tutorial.evaluation.uncertainty import paired_difference
 
 
@@ -33,14 +34,14 @@ def test_the_budget_check_reports_each_budgets_verdict_and_whether_doubling_move
     assert distance["difference"].mean == pytest.approx(-3.0)
     moved = ladder.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES)[0]
     assert not moved["stable"]
-    table = ladder.budget_markdown(checks, "FD_attr")
+    table = ladder_report.budget_markdown(checks, "FD_attr")
     assert "| prior at q(z\\|x,y): N(0, I) → conditional Gaussian | FD_attr | within noise " \
            "| better | better | -3.00 ± " in table
-    sentence = ladder.contrast_finding(checks, checks[0]["contrast"], "FD_attr")
+    sentence = ladder_report.contrast_finding(checks, checks[0]["contrast"], "FD_attr")
     assert ("— sigma_cond against sigma_qxy, at 24 epochs: better on FD_attr; within noise on "
             "balanced accuracy") in sentence
     assert "no verdict changed" in sentence
-    assert "changed the verdict on FD_attr" in ladder.contrast_finding(
+    assert "changed the verdict on FD_attr" in ladder_report.contrast_finding(
         ladder.budget_check(_rows({12: 0.0, 24: 3.0}), measures=MEASURES),
         checks[0]["contrast"], "FD_attr")
 
@@ -92,7 +93,7 @@ def test_the_provenance_report_names_command_commit_training_and_code():
     record = {"command": "python -m cvae_tutorial.study --epochs 6 12", "commit": "abc",
               "date": "2026-12-03", "machine": "CPU", "training_seconds": 5400,
               "train_images": 4096, "image_size": 32, "seeds": [0, 1], "budgets": [6, 12]}
-    assert ladder.provenance_report(record, "measured by today's code").splitlines() == [
+    assert ladder_report.provenance_report(record, "measured by today's code").splitlines() == [
         "measured by: python -m cvae_tutorial.study --epochs 6 12",
         "commit abc, 2026-12-03, on CPU",
         "training 1.5 h in all; 4096 training images at 32 px, seeds [0, 1], budgets [6, 12] "
@@ -115,19 +116,19 @@ def test_the_likelihood_falls_between_the_two_longest_budgets():
     assert list(falls) == ["sigma_qxy", "sigma_cond"]  # no σ = 1 model
     assert falls["sigma_qxy"].mean == pytest.approx(0.1)  # 12 epochs minus 24: a fall
     assert ladder.still_improving(falls) == ["sigma_qxy"]
-    assert ladder.falls_sentence(falls, [6, 12, 24]) == (
+    assert ladder_report.falls_sentence(falls, [6, 12, 24]) == (
         "bits/dim from 12 to 24 epochs: the mean fall (a negative one is a rise) runs from "
         "0.000 to 0.100 across the σ-rungs, 1 of 2 fall on average; the fall's 95 % interval "
         "lies above 0 for 1 of them (sigma_qxy): their likelihoods are still improving")
     flat = ladder.likelihood_falls(rows, ["sigma_cond"])
     # no fall shown is not a likelihood shown to have stopped improving
-    assert ladder.falls_sentence(flat, [6, 12, 24]).endswith(
+    assert ladder_report.falls_sentence(flat, [6, 12, 24]).endswith(
         "0 for 0 of them: no fall is distinguishable from 0 at these seeds")
     for row in rows:  # sigma_cond's likelihood gets worse from 12 to 24 epochs
         if row["model"] == "sigma_cond" and row["epochs"] == 24:
             row["bits_per_dim"] += 0.2
     risen = ladder.likelihood_falls(rows, ["sigma_qxy", "sigma_cond"])
-    assert ladder.falls_sentence(risen, [6, 12, 24]).endswith(
+    assert ladder_report.falls_sentence(risen, [6, 12, 24]).endswith(
         "runs from -0.200 to 0.100 across the σ-rungs, 1 of 2 fall on average; the fall's 95 % "
         "interval lies above 0 for 1 of them (sigma_qxy): their likelihoods are still "
         "improving; it lies below 0, a likelihood getting worse, for sigma_cond")
@@ -136,7 +137,7 @@ def test_the_likelihood_falls_between_the_two_longest_budgets():
 def test_the_per_seed_table_marks_a_missing_seed():
     rows = [row for row in _ladder_rows({"sigma_qxy": 10.0, "sigma_cond": 5.0})
             if row["epochs"] == 24 and not (row["model"] == "sigma_cond" and row["seed"] == 2)]
-    lines = ladder.per_seed_markdown(rows, ["sigma_qxy", "sigma_cond"], [0, 1, 2],
+    lines = ladder_report.per_seed_markdown(rows, ["sigma_qxy", "sigma_cond"], [0, 1, 2],
                                     "FD_attr").splitlines()
     assert lines[0] == ("| rung | FD_attr, seed 0 | FD_attr, seed 1 | FD_attr, seed 2 | "
                         "bal. acc., seed 0 | bal. acc., seed 1 | bal. acc., seed 2 |")
@@ -153,10 +154,11 @@ def test_a_gain_from_a_later_budget_through_the_longest_is_named_by_its_first_bu
     checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
     contrast = ladder.CONTRASTS[1][0]
     # bug: every budget before the longest read as a gain that came only at the last
-    assert ladder.gains(checks, contrast, "FD_attr") == {"at 24 epochs and after": ["FD_attr"]}
-    assert ladder.gains(checks, ladder.CONTRASTS[0][0], "FD_attr") == {
+    assert ladder_report.gains(checks, contrast, "FD_attr") == {
+        "at 24 epochs and after": ["FD_attr"]}
+    assert ladder_report.gains(checks, ladder.CONTRASTS[0][0], "FD_attr") == {
         "at every budget": ["FD_attr"]}
-    answer = ladder.answer(checks, rows, "FD_attr").split("\n\n")
+    answer = ladder_report.answer(checks, rows, "FD_attr").split("\n\n")
     assert "better at 24 epochs and after on FD_attr" in answer[2]
     assert answer[4].endswith("The flow's own gain in FD_attr holds at 24 epochs and after, "
                               "through the last doubling of the budget.")
@@ -171,28 +173,29 @@ def test_the_ladders_verdicts_sentences_and_key_points():
             row["distance"] -= 2.0 * 3.0 - 2 * 4.0 + 0.0  # = the conditional Gaussian's
     checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
     contrast = ladder.CONTRASTS[1][0]
-    assert ladder.gains(checks, contrast, "FD_attr") == {"only at the last budget": ["FD_attr"]}
-    assert ladder.gains(checks, ladder.CONTRASTS[0][0], "FD_attr") == {
+    assert ladder_report.gains(checks, contrast, "FD_attr") == {
+        "only at the last budget": ["FD_attr"]}
+    assert ladder_report.gains(checks, ladder.CONTRASTS[0][0], "FD_attr") == {
         "at every budget": ["FD_attr"]}
-    assert ladder.verdict_at_longest(checks, contrast, "distance") == \
+    assert ladder_report.verdict_at_longest(checks, contrast, "distance") == \
         "better (a verdict that moved when doubled)"
-    assert ladder.verdict_at_longest(checks, contrast, "balanced_accuracy") == "within noise"
-    assert ladder.verdict_at_longest(checks, contrast, "flip_rate") == "not measured"
+    assert ladder_report.verdict_at_longest(checks, contrast, "balanced_accuracy") == "within noise"
+    assert ladder_report.verdict_at_longest(checks, contrast, "flip_rate") == "not measured"
     moved = ladder.moved_verdicts(checks)
     assert [(c["contrast"], c["column"]) for c in moved] == [(contrast, "distance")]
-    assert ladder.moved_sentence(checks) == (
+    assert ladder_report.moved_sentence(checks) == (
         f"{len(checks)} verdicts; doubling the budget from 12 to 24 epochs changed 1 of them. "
         "In 1 of the 1 the gap b − a itself moved beyond noise (the 95 % interval of its change "
         "over the seeds excludes 0). Over all 9 verdicts the gap moved beyond noise in 3; if no "
         "gap moved, chance alone would give about 0.5, and 3 or more with probability 0.01 "
         "(counting the verdicts as independent, which they are not quite): more than chance "
         "explains, so the gaps still move.")
-    answers = ladder.answers_markdown(checks, "FD_attr").splitlines()
-    assert len(answers) == len(ladder.QUESTIONS) == 8
+    answers = ladder_report.answers_markdown(checks, "FD_attr").splitlines()
+    assert len(answers) == len(ladder_report.QUESTIONS) == 8
     assert answers[1].startswith("- **What does the flow add beyond a conditional Gaussian "
                                  "prior?** prior at q(z|x,y): conditional Gaussian → Real NVP")
     assert answers[3].endswith("not measured.")  # no sigma_flow_qx in these rows
-    answer = ladder.answer(checks, rows, "FD_attr").split("\n\n")
+    answer = ladder_report.answer(checks, rows, "FD_attr").split("\n\n")
     assert len(answer) == 5  # no paragraph on q(z|x): these rows have none of its rungs
     assert answer[0] == ("At q(z|x,y) the ladder takes FD_attr from 10.00 (N(0, I)) to 2.00 "
                          "(the conditional Real NVP) at 24 epochs; the real-vs-real floor is "
@@ -206,7 +209,7 @@ def test_the_ladders_verdicts_sentences_and_key_points():
                                 "only at the last budget")
     assert answer[4].endswith(": it says how fast the flow model learns, not what it learns.")
     falls = ladder.likelihood_falls(rows, ["sigma_qxy", "sigma_cond"])
-    points = ladder.key_points(checks, falls, "FD_attr")
+    points = ladder_report.key_points(checks, falls, "FD_attr")
     assert points[0] == ("At 24 epochs, a prior that depends on y, against N(0, I): better on "
                          "FD_attr, within noise on balanced accuracy, within noise on "
                          "bits/dim.")
@@ -226,7 +229,7 @@ def test_the_answer_gives_the_prior_steps_shares_where_the_encoder_does_not_see_
                          "sigma_flow_qx": 4.0})
     checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
     # bug: the shares at q(z|x) taken of the span at q(z|x,y), or a step's a and b swapped
-    assert ladder.answer(checks, rows, "FD_attr").split("\n\n")[5] == (
+    assert ladder_report.answer(checks, rows, "FD_attr").split("\n\n")[5] == (
         "When the encoder does not see y, at q(z|x), the prior takes FD_attr from 13.00 "
         "(N(0, I)) to 4.00 (the Real NVP over a conditional Gaussian): a prior that depends on "
         "y (sigma → sigma_cond_qx) takes 89% of that (FD_attr b − a = -8.00 ± 0.00, better); "
@@ -264,7 +267,7 @@ def test_a_verdict_that_flips_while_its_gap_holds_is_told_from_one_whose_gap_mov
     flow = next(c for c in grown if c["contrast"] == ladder.CONTRASTS[1][0])
     # bug: the change taken as shorter minus longer, or the longest budget against itself
     assert flow["gap_change"].mean == pytest.approx(-3.0) and ladder.gap_moved(flow)
-    assert ladder.moved_sentence(held) == (
+    assert ladder_report.moved_sentence(held) == (
         "3 verdicts; doubling the budget from 12 to 24 epochs changed 1 of them. In 0 of the "
         "1 the gap b − a itself moved beyond noise (the 95 % interval of its change over the "
         "seeds excludes 0). In the other 1 the change is not distinguishable from 0, which "
@@ -274,33 +277,33 @@ def test_a_verdict_that_flips_while_its_gap_holds_is_told_from_one_whose_gap_mov
     # of the 3 gaps only the flow's moved; by chance alone one or more would, 1 − 0.95³
     assert ladder.gap_moves_by_chance(grown)[0] == 1
     assert ladder.gap_moves_by_chance(grown)[2] == pytest.approx(1 - 0.95 ** 3)
-    lines = ladder.moved_markdown(held, "FD_attr").splitlines()
+    lines = ladder_report.moved_markdown(held, "FD_attr").splitlines()
     assert len(lines) == 3  # the header, its rule, the one verdict that moved
     assert lines[2] == ("| prior at q(z\\|x,y): conditional Gaussian → Real NVP | FD_attr | "
                         "within noise | better | -1.00 ± 1.99 | -1.00 ± 0.25 | +0.00 ± 1.74 | "
                         "not distinguishable from 0 |")
-    assert "| **yes** |" in ladder.moved_markdown(grown, "FD_attr")
+    assert "| **yes** |" in ladder_report.moved_markdown(grown, "FD_attr")
     # a gap that moved under a verdict that held ("better" at both budgets) is listed too
     kept = ladder.budget_check(_gap_rows({12: (-1.0, -1.05, -0.95), 24: (-3.0, -3.05, -2.95)}),
                                measures=distance_only)
     assert not ladder.moved_verdicts(kept)
     # bug: the table lists only the verdicts that changed, hiding the gaps that still move
-    assert ladder.moved_markdown(kept, "FD_attr").splitlines()[2:] == [
+    assert ladder_report.moved_markdown(kept, "FD_attr").splitlines()[2:] == [
         "| prior at q(z\\|x,y): conditional Gaussian → Real NVP | FD_attr | better | better | "
         "-1.00 ± 0.12 | -3.00 ± 0.12 | -2.00 ± 0.00 | **yes** |"]
-    assert ladder.answer(held, _gap_rows({12: (-1.0, -0.2, -1.8),
+    assert ladder_report.answer(held, _gap_rows({12: (-1.0, -0.2, -1.8),
                                                 24: (-1.0, -0.9, -1.1)}), "FD_attr").endswith(
         "appears only at the last budget, and the change of its gap between the last two "
         "budgets is not distinguishable from 0: these seeds do not settle whether the flow "
         "gains there.")
     falls = {"sigma_flow": paired_difference({0: 0.0, 1: 0.1}, {0: 0.0, 1: 0.1})}
-    assert ladder.key_points(held, falls, "FD_attr")[-1].endswith(
+    assert ladder_report.key_points(held, falls, "FD_attr")[-1].endswith(
         "beyond noise for 0: no change beyond noise and chance, but the verdicts that moved are "
         "unsettled at these seeds; more seeds would settle them.")
     # a likelihood that gets worse beyond noise is a model that still changes (it overfits)
     worse = {"sigma_flow": paired_difference({0: 5.0, 1: 5.0, 2: 5.0}, {0: 5.2, 1: 5.3, 2: 5.25})}
     assert ladder.getting_worse(worse) == ["sigma_flow"]
-    assert ladder.key_points(held, worse, "FD_attr")[-1].endswith(
+    assert ladder_report.key_points(held, worse, "FD_attr")[-1].endswith(
         "beyond noise for 0, and rise beyond noise for 1: the models still change at 24 epochs, "
         "so these answers are not yet at convergence (a likelihood that gets worse on the test "
         "images is the models fitting their training images closer), and the verdicts that "
@@ -320,11 +323,11 @@ def test_a_gain_that_comes_and_goes_and_a_loss_are_named():
     checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
     contrast = ladder.CONTRASTS[1][0]
     # bug: a gain at the longest budget after one at a shorter budget read as "only at the last"
-    assert ladder.gains(checks, contrast, "FD_attr") == {
+    assert ladder_report.gains(checks, contrast, "FD_attr") == {
         "at every budget": ["balanced accuracy"],
         "at the last budget (on and off before)": ["FD_attr"]}
-    assert ladder.losses(checks, contrast, "FD_attr") == ["bits/dim"]
-    flow_step = ladder.answer(checks, rows, "FD_attr").split("\n\n")[2]
+    assert ladder_report.losses(checks, contrast, "FD_attr") == ["bits/dim"]
+    flow_step = ladder_report.answer(checks, rows, "FD_attr").split("\n\n")[2]
     assert flow_step.endswith("better at every budget on balanced accuracy; better at the last "
                               "budget (on and off before) on FD_attr; worse at 24 epochs on "
                               "bits/dim.")
@@ -334,7 +337,7 @@ def test_a_ladder_that_gains_no_distance_gives_no_step_a_share():
     rows = _ladder_rows({"sigma_qxy": 2.0, "sigma_cond": 3.0, "sigma_flow": 4.0,
                          "sigma_cflow": 5.0})
     checks = ladder.budget_check(rows, measures=LADDER_MEASURES)
-    steps = ladder.answer(checks, rows, "FD_attr").split("\n\n")
+    steps = ladder_report.answer(checks, rows, "FD_attr").split("\n\n")
     # bug: shares of a negative span, the worst step named the largest part of a gain
     assert steps[1].startswith("**A prior that depends on y** (sigma_qxy → sigma_cond): "
                                "(FD_attr b − a = +1.00 ± 0.00)")

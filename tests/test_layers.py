@@ -17,9 +17,9 @@ LAYERS = {"config": 0, "files": 0, "signals": 0, "claims": 0, "parameters": 1,
           "editing": 3,
           "training": 4, "evaluation": 4,
           "study": 5, "exercises": 5, "benchmarks": 5, "plotting": 5,
-          # the chapters' demonstrations (chapter 4's table lists the study's rungs) and the
-          # reading of what study writes
-          "demos": 6, "ladder": 6}
+          # the reading of what study writes, then the chapters' demonstrations (chapter 4's
+          # table lists the study's rungs; chapter 6 puts the ladder's reading into words)
+          "ladder": 6, "demos": 7}
 
 
 def module_name(path: Path) -> str:

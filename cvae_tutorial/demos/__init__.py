@@ -20,6 +20,8 @@ in :mod:`cvae_tutorial.study`). One module per job, each named for it:
   checkpoints found, or stand-ins trained;
 - :mod:`.training_results`: chapter 5's table rows, verdicts, answer and Fig. 5's labels;
 - :mod:`.evaluation_report`: chapter 6's tables, controls, curves, verdicts and key points;
+- :mod:`.ladder_report`: chapter 6's tables and sentences for the prior-ladder study (what
+  :mod:`cvae_tutorial.ladder` reads from it);
 - :mod:`.editing_report`: chapter 7's edits, interpolations, temperature sweep and answer;
 - :mod:`.explorer`: chapter 7's attribute explorer (its samples and live controls).
 

@@ -2,7 +2,7 @@
 model and seed): its tables, the shuffled-label control in image space, the distance against
 the sample size, the attributes the samples carry, the paper's shortcut sampler, the tightness
 of the likelihood bound, the verdicts of its one-choice comparisons and the chapter's key
-points. The prior ladder's sentences are :mod:`cvae_tutorial.study`'s; the figures are
+points. The prior ladder's sentences are :mod:`.ladder_report`'s; the figures are
 :mod:`cvae_tutorial.plotting`'s.
 """
 from __future__ import annotations
