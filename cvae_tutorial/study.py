@@ -10,8 +10,10 @@ since.
 
     python -m cvae_tutorial.study --out-dir runs/study --results-dir book/results/ladder
 
-Training is resumable (rerun the command) and can be split over processes with
-``--models``/``--seeds`` and ``--train-only``; a last run without ``--train-only`` evaluates.
+Training is resumable (rerun the command). ``--jobs N`` trains N runs (model, seed) at once,
+each in its own process with its share of the torch threads; the runs can also be split over
+machines with ``--models``/``--seeds`` and ``--train-only``, a last run without
+``--train-only`` evaluating.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ import argparse
 import datetime
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
+import queue
 import shlex
 import shutil
 import subprocess
@@ -29,15 +33,17 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from .checkpoints import checkpoint_path, load_history, seed_dir
-from .config import ConfigError, check_int, resolve_device
+from .checkpoints import CheckpointError, checkpoint_path, load_history, seed_dir
+from .config import ConfigError, resolve_device
 from .cvae import CVAE, run_config
-from .data import load_dataset
+from .data import DataError, load_dataset
 from .evaluation import ClassifierConfig, evaluate_run
 from .evaluation.results import RESULTS_CSV
 from .files import atomic_write, temporary_beside
-from .training import TrainConfig, train
+from .signals import sigterm_as_interrupt
+from .training import NonFiniteLossError, TrainConfig, train
 
 PACKAGE = Path(__file__).resolve().parent
 # the rungs the study trains, every model that ladder.CONTRASTS compares: σ = 1, the prior at
@@ -92,11 +98,12 @@ def budget_dir(out_dir, epochs: int) -> Path:
 
 def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, image_size: int,
                  latent_dim: int, batch_size: int, lr: float, device: str = "auto",
-                 progress: bool = True, digest: str | None = None) -> None:
+                 progress: bool = True, digest: str | None = None, on_batch=None) -> None:
     """Train every model and seed to each budget; a budget continues the previous one's run
     (its checkpoint is copied, then resumed). Finished runs are skipped. Each run records
     ``digest``, by default the code's as this call starts: what the process runs was imported
-    by then, and a file edited on disk while it trains changes nothing it runs."""
+    by then, and a file edited on disk while it trains changes nothing it runs. ``on_batch``
+    goes to :func:`~cvae_tutorial.training.train`."""
     digest = code_digest() if digest is None else digest
     for seed in seeds:
         for name in models:
@@ -114,9 +121,82 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
                                         num_attributes=train_data.num_attributes))
                 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                      device=device)
-                history = train(model, train_data, test_data, config, path, progress=progress)
+                history = train(model, train_data, test_data, config, path, progress=progress,
+                                on_batch=on_batch)
                 _record_training(path, len(history), digest)
                 previous = path
+
+
+def train_in_processes(jobs: int, models, seeds, budgets, train_data, test_data, out_dir,
+                       **settings) -> None:
+    """:func:`train_ladder` with its runs (one per model and seed, through every budget) in
+    ``jobs`` processes at once, the torch threads shared out among them; ``settings`` are
+    train_ladder's keyword arguments. One bar counts the epochs of all runs. The first error
+    stops every process (a checkpoint is written whole or not at all, so each run resumes) and
+    is raised here."""
+    runs = [(name, seed) for seed in seeds for name in models]
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = multiprocessing.get_context("spawn")  # a forked child would inherit torch's threads
+    with context.Manager() as manager:
+        epochs_done = manager.Queue()
+        pool = context.Pool(jobs, initializer=torch.set_num_threads, initargs=(threads,))
+        try:
+            results = [pool.apply_async(_train_run, (name, seed, budgets, train_data, test_data,
+                                                     out_dir, settings, epochs_done))
+                       for name, seed in runs]
+            pool.close()
+            todo = sum(budgets[-1] - epochs_trained(out_dir, name, seed, budgets)
+                       for name, seed in runs)
+            with tqdm(total=todo, unit="epoch", desc=f"{len(runs)} runs, {jobs} processes of "
+                      f"{threads} thread{'s' * (threads > 1)}") as bar:
+                while not all(result.ready() for result in results):
+                    for result in results:
+                        if result.ready():
+                            result.get()  # the worker's error, raised here
+                    bar.update(_drain(epochs_done, wait=1.0))
+                bar.update(_drain(epochs_done, wait=0.0))
+            for result in results:
+                result.get()
+        except BaseException:
+            pool.terminate()  # SIGTERM: each run ends through its cleanup
+            raise
+        finally:
+            pool.join()
+
+
+def _train_run(name, seed, budgets, train_data, test_data, out_dir, settings,
+               epochs_done) -> None:
+    """One process's run; each epoch it finishes puts a 1 into ``epochs_done``."""
+    last = []  # the epoch of the last step
+
+    def count(epoch, step, indices):
+        if last and last[0] != epoch:
+            epochs_done.put(1)
+        last[:] = [epoch]
+    train_ladder([name], [seed], budgets, train_data, test_data, out_dir, progress=False,
+                 on_batch=count, **settings)
+    if last:
+        epochs_done.put(1)
+
+
+def _drain(epochs_done, wait: float) -> int:
+    """The sum of what ``epochs_done`` holds, taken out, waiting up to ``wait`` s for it."""
+    count = 0
+    try:
+        count += epochs_done.get(timeout=wait) if wait else epochs_done.get_nowait()
+        while True:
+            count += epochs_done.get_nowait()
+    except queue.Empty:
+        return count
+
+
+def epochs_trained(out_dir, name: str, seed: int, budgets) -> int:
+    """How many epochs the run of ``name`` and ``seed`` holds, at its longest budget begun."""
+    for epochs in reversed(budgets):
+        path = checkpoint_path(seed_dir(budget_dir(out_dir, epochs), seed), name)
+        if path.exists():
+            return len(load_history(path))
+    return 0
 
 
 def _record_training(path: Path, epochs: int, digest: str) -> None:
@@ -174,13 +254,17 @@ def _parse_args(argv):
     parser.add_argument("--classifier-epochs", type=int, default=4)
     parser.add_argument("--feature-space", default="auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs (model, seed) trained at once, one process each, the torch "
+                             "threads shared out among them")
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the provenance: how the study was run, what happened")
     parser.add_argument("--train-only", action="store_true",
                         help="train, evaluate nothing (to split training over processes)")
     args = parser.parse_args(argv)
-    for epochs in args.epochs:
-        check_int("--epochs", epochs, 1)
+    if min(args.epochs + [args.jobs]) < 1:
+        parser.error(f"--epochs and --jobs must be at least 1; got --epochs "
+                     f"{' '.join(map(str, args.epochs))} --jobs {args.jobs}")
     if sorted(set(args.epochs)) != args.epochs:
         parser.error(f"--epochs must be increasing budgets, e.g. 12 24; got {args.epochs}")
     if len(set(args.seeds)) != len(args.seeds) or len(set(args.models)) != len(args.models):
@@ -209,39 +293,57 @@ def _without_notes(argv: list) -> list:
     return kept
 
 
+def train_and_evaluate(args, digest: str) -> None:
+    """The study's work for the parsed command line: train every run (in ``args.jobs``
+    processes), then, unless ``--train-only``, evaluate each budget and write its csv."""
+    def load(split, count):
+        return load_dataset(args.dataset, split, args.image_size, args.data_dir,
+                            num_images=count or None)
+    train_data, test_data = load("train", args.train_images), load("test", args.test_images)
+    settings = dict(image_size=args.image_size, latent_dim=args.latent_dim,
+                    batch_size=args.batch_size, lr=args.lr, device=args.device, digest=digest)
+    jobs = min(args.jobs, len(args.models) * len(args.seeds))
+    if jobs > 1:
+        train_in_processes(jobs, args.models, args.seeds, args.epochs, train_data, test_data,
+                           args.out_dir, **settings)
+    else:
+        train_ladder(args.models, args.seeds, args.epochs, train_data, test_data, args.out_dir,
+                     **settings)
+    if args.train_only:
+        return
+    floor_data = load("valid", args.num_samples)
+    results_dir = Path(args.results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for epochs in args.epochs:
+        folder = budget_dir(args.out_dir, epochs)
+        evaluate_run(folder, train_data, test_data, args.models, seeds=args.seeds,
+                     device=args.device, dataset=args.dataset, floor_data=floor_data,
+                     feature_space=args.feature_space, num_samples=args.num_samples,
+                     iw_samples=args.iw_samples, likelihood_images=args.likelihood_images,
+                     cache_dir=Path(args.out_dir) / "eval_cache",
+                     classifier_config=ClassifierConfig(
+                         image_size=args.image_size, epochs=args.classifier_epochs,
+                         num_attributes=train_data.num_attributes))
+        csv_text = (folder / RESULTS_CSV).read_text()
+        atomic_write(results_dir / f"epochs{epochs}.csv",
+                     lambda f, text=csv_text: f.write(text), "w")
+
+
 def main(argv=None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     started, digest = time.perf_counter(), code_digest()  # of the code this process runs
     try:
-        def load(split, count):
-            return load_dataset(args.dataset, split, args.image_size, args.data_dir,
-                                num_images=count or None)
-        train_data, test_data = load("train", args.train_images), load("test", args.test_images)
-        train_ladder(args.models, args.seeds, args.epochs, train_data, test_data, args.out_dir,
-                     image_size=args.image_size, latent_dim=args.latent_dim,
-                     batch_size=args.batch_size, lr=args.lr, device=args.device,
-                     digest=digest)
-        if args.train_only:
-            return 0
-        floor_data = load("valid", args.num_samples)
-        results_dir = Path(args.results_dir)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        for epochs in args.epochs:
-            folder = budget_dir(args.out_dir, epochs)
-            evaluate_run(folder, train_data, test_data, args.models, seeds=args.seeds,
-                         device=args.device, dataset=args.dataset, floor_data=floor_data,
-                         feature_space=args.feature_space, num_samples=args.num_samples,
-                         iw_samples=args.iw_samples, likelihood_images=args.likelihood_images,
-                         cache_dir=Path(args.out_dir) / "eval_cache",
-                         classifier_config=ClassifierConfig(
-                             image_size=args.image_size, epochs=args.classifier_epochs,
-                             num_attributes=train_data.num_attributes))
-            csv_text = (folder / RESULTS_CSV).read_text()
-            atomic_write(results_dir / f"epochs{epochs}.csv",
-                         lambda f, text=csv_text: f.write(text), "w")
-    except (ConfigError, OSError) as error:
+        with sigterm_as_interrupt():  # a study stopped by SIGTERM stops its processes
+            train_and_evaluate(args, digest)
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.sigterm_as_interrupt)
+        print(f"stopped ({stop or 'Ctrl-C'}); every checkpoint in {args.out_dir} is whole: "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 130
+    if args.train_only:
+        return 0
     training_seconds = sum(
         row["seconds"] for seed in args.seeds for name in args.models
         for row in load_history(checkpoint_path(

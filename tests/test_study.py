@@ -1,5 +1,6 @@
 """The prior-ladder study: a doubled budget continues its own run, every budget is evaluated,
 and the results carry a provenance that flags them once the code changes."""
+import itertools
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from cvae_tutorial import ladder, study
 from cvae_tutorial.checkpoints import checkpoint_path, load_checkpoint, seed_dir
+from cvae_tutorial.training.run_lock import run_lock
 
 ARGS = ["--models", "sigma_cond", "sigma_cflow", "--seeds", "0", "1", "--epochs", "1", "2",
         "--image-size", "16", "--latent-dim", "4", "--batch-size", "16", "--train-images",
@@ -64,6 +66,37 @@ def test_a_run_records_the_code_its_process_started_with(tmp_path, monkeypatch, 
         assert record["epochs"] == epochs and record["code_digests"] == ["at the start"]
 
 
+def test_runs_trained_in_two_processes_are_the_runs_trained_in_one(measured, tmp_path, capsys):
+    root, _ = measured
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2 * threads)  # shared out, each process gets the fixture's threads
+    try:
+        assert study.main(["--out-dir", str(tmp_path), "--results-dir", str(tmp_path / "r"),
+                           *ARGS, "--jobs", "2", "--train-only"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "8/8" in capsys.readouterr().err  # one bar: 4 runs of 2 epochs, each counted
+    for epochs, seed, name in itertools.product((1, 2), (0, 1), ("sigma_cond", "sigma_cflow")):
+        one, two = (checkpoint_path(seed_dir(study.budget_dir(out, epochs), seed), name)
+                    for out in (root / "runs", tmp_path))
+        weights = load_checkpoint(one)["model"], load_checkpoint(two)["model"]
+        assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+        record = json.loads(two.with_name(study.TRAINED_BY).read_text())
+        assert record["epochs"] == epochs and record["torch_threads"] == [threads]
+
+
+def test_an_error_in_one_process_stops_the_study_in_one_line(tmp_path, capsys):
+    # this process trains one of the runs, so the study's process for it cannot
+    held = checkpoint_path(seed_dir(study.budget_dir(tmp_path, 1), 1), "sigma_cflow")
+    held.parent.mkdir(parents=True)
+    with run_lock(held):
+        assert study.main(["--out-dir", str(tmp_path), "--results-dir", str(tmp_path / "r"),
+                           *ARGS, "--jobs", "2"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: {held} is being trained by ")
+    assert not (tmp_path / "r").exists()  # nothing evaluated
+
+
 def test_results_from_other_code_are_flagged(measured, tmp_path):
     root, _ = measured
     results = tmp_path / "results"
@@ -100,5 +133,8 @@ def test_bad_study_arguments_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         study.main(["--out-dir", "x", "--results-dir", "y", "--models", "sigma_flw"])
     assert "unknown model 'sigma_flw'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--out-dir", "x", "--results-dir", "y", "--jobs", "0"])
+    assert "--epochs and --jobs must be at least 1" in capsys.readouterr().err
     with pytest.raises(Exception, match="no study results in .*provenance.json missing"):
         ladder.load_study(tmp_path)
