@@ -27,6 +27,7 @@ import platform
 import queue
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -130,64 +131,91 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
 def train_in_processes(jobs: int, models, seeds, budgets, train_data, test_data, out_dir,
                        **settings) -> None:
     """:func:`train_ladder` with its runs (one per model and seed, through every budget) in
-    ``jobs`` processes at once, the torch threads shared out among them; ``settings`` are
-    train_ladder's keyword arguments. One bar counts the epochs of all runs. The first error
-    stops every process (a checkpoint is written whole or not at all, so each run resumes) and
-    is raised here."""
-    runs = [(name, seed) for seed in seeds for name in models]
+    up to ``jobs`` processes at once, one process a run, the torch threads shared out among
+    them; ``settings`` are train_ladder's keyword arguments. One bar counts the epochs of all
+    runs. The first error, or a stop (Ctrl-C, SIGTERM), stops every process, each run through
+    its cleanup (its checkpoint stays whole, so it resumes), and is raised here."""
+    waiting = [(name, seed) for seed in seeds for name in models]
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # a forked child would inherit torch's threads
-    with context.Manager() as manager:
-        epochs_done = manager.Queue()
-        pool = context.Pool(jobs, initializer=torch.set_num_threads, initargs=(threads,))
-        try:
-            results = [pool.apply_async(_train_run, (name, seed, budgets, train_data, test_data,
-                                                     out_dir, settings, epochs_done))
-                       for name, seed in runs]
-            pool.close()
-            todo = sum(budgets[-1] - epochs_trained(out_dir, name, seed, budgets)
-                       for name, seed in runs)
-            with tqdm(total=todo, unit="epoch", desc=f"{len(runs)} runs, {jobs} processes of "
-                      f"{threads} thread{'s' * (threads > 1)}") as bar:
-                while not all(result.ready() for result in results):
-                    for result in results:
-                        if result.ready():
-                            result.get()  # the worker's error, raised here
-                    bar.update(_drain(epochs_done, wait=1.0))
-                bar.update(_drain(epochs_done, wait=0.0))
-            for result in results:
-                result.get()
-        except BaseException:
-            pool.terminate()  # SIGTERM: each run ends through its cleanup
-            raise
-        finally:
-            pool.join()
+    reports = context.Queue()  # from the processes: 1 for each epoch done, or an error's line
+    running = {}
+    todo = sum(budgets[-1] - epochs_trained(out_dir, name, seed, budgets)
+               for name, seed in waiting)
+    try:
+        with tqdm(total=todo, unit="epoch", desc=f"{len(waiting)} runs, {jobs} processes of "
+                  f"{threads} thread{'s' * (threads > 1)}") as bar:
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    name, seed = waiting.pop(0)
+                    process = context.Process(target=_train_run, args=(
+                        name, seed, budgets, train_data, test_data, out_dir, settings, threads,
+                        reports))
+                    process.start()
+                    running[process] = f"{name}, seed {seed}"
+                epochs, errors = _drain(reports, wait=1.0)
+                bar.update(epochs)
+                if errors:
+                    raise ChildProcessError(errors[0])
+                for process in [p for p in running if p.exitcode is not None]:
+                    run = running.pop(process)
+                    if process.exitcode:
+                        epochs, errors = _drain(reports, wait=0.0)  # its last words, if any
+                        bar.update(epochs)
+                        # none: killed, or a bug (its traceback above)
+                        raise ChildProcessError(errors[0] if errors else
+                                                f"the process training {run} ended with exit "
+                                                f"code {process.exitcode}; its last checkpoint "
+                                                f"is whole: rerun the study to resume it")
+            bar.update(_drain(reports, wait=0.0)[0])
+    finally:
+        for process in running:
+            process.terminate()  # SIGTERM: the run ends through its cleanup
+        for process in running:
+            process.join()
 
 
-def _train_run(name, seed, budgets, train_data, test_data, out_dir, settings,
-               epochs_done) -> None:
-    """One process's run; each epoch it finishes puts a 1 into ``epochs_done``."""
+def _train_run(name, seed, budgets, train_data, test_data, out_dir, settings, threads,
+               reports) -> None:
+    """One process's run: ``threads`` torch threads, Ctrl-C left to the parent (which stops
+    every process with SIGTERM); each epoch it finishes puts a 1 into ``reports``, an error its
+    line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
     last = []  # the epoch of the last step
 
     def count(epoch, step, indices):
         if last and last[0] != epoch:
-            epochs_done.put(1)
+            reports.put(1)
         last[:] = [epoch]
-    train_ladder([name], [seed], budgets, train_data, test_data, out_dir, progress=False,
-                 on_batch=count, **settings)
-    if last:
-        epochs_done.put(1)
-
-
-def _drain(epochs_done, wait: float) -> int:
-    """The sum of what ``epochs_done`` holds, taken out, waiting up to ``wait`` s for it."""
-    count = 0
     try:
-        count += epochs_done.get(timeout=wait) if wait else epochs_done.get_nowait()
+        train_ladder([name], [seed], budgets, train_data, test_data, out_dir, progress=False,
+                     on_batch=count, **settings)
+    except KeyboardInterrupt as stop:  # SIGTERM (signals.sigterm_as_interrupt)
+        reports.put(f"the run of {name}, seed {seed} was stopped ({stop}); its checkpoint is "
+                    f"whole: rerun the study to resume it")
+        sys.exit(1)
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError, OSError) as error:
+        reports.put(str(error))
+        sys.exit(1)
+    if last:
+        reports.put(1)
+
+
+def _drain(reports, wait: float) -> tuple:
+    """(epochs done, error lines) that ``reports`` holds, taken out, waiting up to ``wait`` s
+    for the first."""
+    epochs, errors = 0, []
+    try:
+        item = reports.get(timeout=wait) if wait else reports.get_nowait()
         while True:
-            count += epochs_done.get_nowait()
+            if isinstance(item, str):
+                errors.append(item)
+            else:
+                epochs += item
+            item = reports.get_nowait()
     except queue.Empty:
-        return count
+        return epochs, errors
 
 
 def epochs_trained(out_dir, name: str, seed: int, budgets) -> int:
@@ -339,7 +367,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.sigterm_as_interrupt)
-        print(f"stopped ({stop or 'Ctrl-C'}); every checkpoint in {args.out_dir} is whole: "
+        print(f"stopped ({str(stop) or 'Ctrl-C'}); every checkpoint in {args.out_dir} is whole: "
               f"rerun the same command to resume", file=sys.stderr)
         return 130
     if args.train_only:

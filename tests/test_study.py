@@ -2,6 +2,9 @@
 and the results carry a provenance that flags them once the code changes."""
 import itertools
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -95,6 +98,29 @@ def test_an_error_in_one_process_stops_the_study_in_one_line(tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith(f"error: {held} is being trained by ")
     assert not (tmp_path / "r").exists()  # nothing evaluated
+
+
+def test_a_stopped_study_stops_every_process_and_each_run_resumes(tmp_path):
+    # SIGTERM (docker stop, Slurm) to a study of two processes: both runs end through their
+    # cleanup, the study says so in one line, and nothing is left training or holding a lock
+    argv = [*ARGS[ARGS.index("--image-size"):], "--models", "sigma", "sigma_cond", "--seeds",
+            "0", "--epochs", "400", "--jobs", "2", "--out-dir", str(tmp_path),
+            "--results-dir", str(tmp_path / "r")]
+    study_process = subprocess.Popen([sys.executable, "-m", "cvae_tutorial.study", *argv],
+                                     stderr=subprocess.PIPE, text=True)
+    paths = [checkpoint_path(seed_dir(study.budget_dir(tmp_path, 400), 0), name)
+             for name in ("sigma", "sigma_cond")]
+    deadline = time.monotonic() + 120
+    while not all(path.exists() for path in paths) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until both runs have written a checkpoint
+    study_process.terminate()
+    errors = study_process.communicate(timeout=60)[1]  # a process left behind would hang here
+    assert study_process.returncode == 130 and "Traceback" not in errors
+    assert errors.strip().splitlines()[-1].startswith("stopped (terminated by SIGTERM); every "
+                                                      f"checkpoint in {tmp_path} is whole")
+    for path in paths:
+        with run_lock(path):  # free: no process trains it any more
+            assert 0 < len(load_checkpoint(path)["history"]) < 400
 
 
 def test_results_from_other_code_are_flagged(measured, tmp_path):
