@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -128,11 +129,13 @@ def train_ladder(models, seeds, budgets, train_data, test_data, out_dir, *, imag
                 previous = path
 
 
-def train_in_processes(jobs: int, models, seeds, budgets, train_data, test_data, out_dir,
+def train_in_processes(jobs: int, models, seeds, budgets, load_data, out_dir,
                        **settings) -> None:
     """:func:`train_ladder` with its runs (one per model and seed, through every budget) in
     up to ``jobs`` processes at once, one process a run, the torch threads shared out among
-    them; ``settings`` are train_ladder's keyword arguments. One bar counts the epochs of all
+    them. ``load_data`` gives (training, test) images, called in each process (a dataset
+    on disk is mapped there rather than copied through a pipe: CelebA's is gigabytes);
+    ``settings`` are train_ladder's keyword arguments. One bar counts the epochs of all
     runs. The first error, or a stop (Ctrl-C, SIGTERM), stops every process, each run through
     its cleanup (its checkpoint stays whole, so it resumes), and is raised here."""
     waiting = [(name, seed) for seed in seeds for name in models]
@@ -149,8 +152,7 @@ def train_in_processes(jobs: int, models, seeds, budgets, train_data, test_data,
                 while waiting and len(running) < jobs:
                     name, seed = waiting.pop(0)
                     process = context.Process(target=_train_run, args=(
-                        name, seed, budgets, train_data, test_data, out_dir, settings, threads,
-                        reports))
+                        name, seed, budgets, load_data, out_dir, settings, threads, reports))
                     process.start()
                     running[process] = f"{name}, seed {seed}"
                 epochs, errors = _drain(reports, wait=1.0)
@@ -175,8 +177,7 @@ def train_in_processes(jobs: int, models, seeds, budgets, train_data, test_data,
             process.join()
 
 
-def _train_run(name, seed, budgets, train_data, test_data, out_dir, settings, threads,
-               reports) -> None:
+def _train_run(name, seed, budgets, load_data, out_dir, settings, threads, reports) -> None:
     """One process's run: ``threads`` torch threads, Ctrl-C left to the parent (which stops
     every process with SIGTERM); each epoch it finishes puts a 1 into ``reports``, an error its
     line."""
@@ -189,7 +190,7 @@ def _train_run(name, seed, budgets, train_data, test_data, out_dir, settings, th
             reports.put(1)
         last[:] = [epoch]
     try:
-        train_ladder([name], [seed], budgets, train_data, test_data, out_dir, progress=False,
+        train_ladder([name], [seed], budgets, *load_data(), out_dir, progress=False,
                      on_batch=count, **settings)
     except KeyboardInterrupt as stop:  # SIGTERM (signals.sigterm_as_interrupt)
         reports.put(f"the run of {name}, seed {seed} was stopped ({stop}); its checkpoint is "
@@ -288,7 +289,7 @@ def _parse_args(argv):
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the provenance: how the study was run, what happened")
     parser.add_argument("--train-only", action="store_true",
-                        help="train, evaluate nothing (to split training over processes)")
+                        help="train, evaluate nothing (to split training over machines)")
     args = parser.parse_args(argv)
     if min(args.epochs + [args.jobs]) < 1:
         parser.error(f"--epochs and --jobs must be at least 1; got --epochs "
@@ -324,22 +325,22 @@ def _without_notes(argv: list) -> list:
 def train_and_evaluate(args, digest: str) -> None:
     """The study's work for the parsed command line: train every run (in ``args.jobs``
     processes), then, unless ``--train-only``, evaluate each budget and write its csv."""
-    def load(split, count):
-        return load_dataset(args.dataset, split, args.image_size, args.data_dir,
-                            num_images=count or None)
-    train_data, test_data = load("train", args.train_images), load("test", args.test_images)
+    load_data = functools.partial(_load_data, args.dataset, args.image_size, args.data_dir,
+                                  args.train_images, args.test_images)
+    train_data, test_data = load_data()  # here too: bad data is found before any process starts
     settings = dict(image_size=args.image_size, latent_dim=args.latent_dim,
                     batch_size=args.batch_size, lr=args.lr, device=args.device, digest=digest)
     jobs = min(args.jobs, len(args.models) * len(args.seeds))
     if jobs > 1:
-        train_in_processes(jobs, args.models, args.seeds, args.epochs, train_data, test_data,
-                           args.out_dir, **settings)
+        train_in_processes(jobs, args.models, args.seeds, args.epochs, load_data, args.out_dir,
+                           **settings)
     else:
         train_ladder(args.models, args.seeds, args.epochs, train_data, test_data, args.out_dir,
                      **settings)
     if args.train_only:
         return
-    floor_data = load("valid", args.num_samples)
+    floor_data = load_dataset(args.dataset, "valid", args.image_size, args.data_dir,
+                              num_images=args.num_samples or None)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     for epochs in args.epochs:
@@ -355,6 +356,13 @@ def train_and_evaluate(args, digest: str) -> None:
         csv_text = (folder / RESULTS_CSV).read_text()
         atomic_write(results_dir / f"epochs{epochs}.csv",
                      lambda f, text=csv_text: f.write(text), "w")
+
+
+def _load_data(dataset: str, image_size: int, data_dir, train_images: int,
+               test_images: int) -> tuple:
+    """The study's (training, test) images; a count of 0 takes the whole split."""
+    return tuple(load_dataset(dataset, split, image_size, data_dir, num_images=count or None)
+                 for split, count in (("train", train_images), ("test", test_images)))
 
 
 def main(argv=None) -> int:
