@@ -808,7 +808,8 @@ def test_run_key_points_state_the_latent_control_only_as_its_numbers_allow():
 
     floor = {"floor_distance": 1.96, "num_samples": 1000}
     points = report.run_key_points(floor, "FD_attr", "holds")
-    assert len(points) == 2 and "score 1.96 (FD_attr) at N = 1000" in points[0]
+    assert len(points) == 2 and ("score 1.96 (FD_attr, in the features of the prior-ladder "
+                                 "study's classifier) at N = 1000") in points[0]
     assert points[1] == ("The paper's order of its three models by the distance holds in "
                          "this chapter's short run.")
     seen = latent_control.shift_verdict(_controls([0.01, -0.02, 0.005], [0.3, 0.32, 0.29]))

@@ -299,9 +299,10 @@ def run_key_points(floor_row: dict, distance_name: str, outcome: str,
     seeds), what a latent distance can see — the claim when its numbers bear it out, else
     those numbers."""
     points = [f"A distance is read against its floor: two disjoint sets of real faces score "
-              f"{floor_row['floor_distance']:.2f} ({distance_name}) at "
-              f"N = {floor_row['num_samples']}, and FD falls with N, so only distances at the "
-              f"same N, or FD∞ and KID, compare.",
+              f"{floor_row['floor_distance']:.2f} ({distance_name}, in the features of the "
+              f"prior-ladder study's classifier) at N = {floor_row['num_samples']}, and FD "
+              f"falls with N, so only distances in the same features and at the same N, or "
+              f"FD∞ and KID, compare.",
               f"The paper's order of its three models by the distance {outcome} in this "
               f"chapter's short run."]
     if latent_verdict is None:

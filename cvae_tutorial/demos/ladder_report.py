@@ -4,6 +4,8 @@ answer in a paragraph per step, what doubling the budget moved, and the key poin
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from ..evaluation.uncertainty import summarize
 from ..ladder import (CONTRASTS, at_budget, distance_check, falling_on_average, gap_moved,
                       gap_moves_by_chance, getting_worse, moved_verdicts, still_improving)
@@ -47,16 +49,23 @@ def contrast_finding(checks: list, contrast: str, distance_name: str = "distance
     if not mine:
         return f"{contrast}: not measured."
     last = list(mine[0]["orders"])[-1]
-
-    def names(side):
-        return [measure_name(c, distance_name) for c in mine if c["orders"][last] == side]
-    parts = [f"{WORDS[side]} on {', '.join(names(side))}" for side in (1, -1, 0)
-             if names(side)]
     moved = [measure_name(c, distance_name) for c in mine if not c["stable"]]
     stability = (f"doubling the budget changed the verdict on {', '.join(moved)}" if moved
                  else "no verdict changed when the budget doubled")
     a, b = mine[0]["a"], mine[0]["b"]
-    return f"{contrast} — {b} against {a}, at {last} epochs: {'; '.join(parts)} ({stability})."
+    return (f"{contrast} — b = {b} against a = {a}, at {last} epochs: b is "
+            f"{_sorted_verdicts(mine, distance_name)} ({stability}).")
+
+
+def _sorted_verdicts(checks: list, distance_name: str) -> str:
+    """"better on …; worse on …; within noise on …" at the longest budget (empty parts left
+    out)."""
+    last = list(checks[0]["orders"])[-1]
+
+    def names(side):
+        return [measure_name(c, distance_name) for c in checks if c["orders"][last] == side]
+    return "; ".join(f"{WORDS[side]} on {', '.join(names(side))}" for side in (1, -1, 0)
+                     if names(side))
 
 
 def provenance_report(record: dict, status: str) -> str:
@@ -102,36 +111,42 @@ def per_seed_markdown(rows: list, models, seeds, distance_name: str = "distance"
 
 
 def moved_sentence(checks: list) -> str:
-    """How many verdicts doubling the last budget changed; in how many of those the gap b − a
-    itself moved beyond noise; and whether the gaps that moved, over all verdicts, are more
-    than a 95 % rule flags by chance."""
+    """How many verdicts doubling the last budget changed, and in how many of those the gap
+    b − a itself moved beyond noise; over all verdicts, how many gaps moved beyond noise
+    against what a 95 % rule flags by chance, and in which step most of them are."""
     budgets = list(checks[0]["orders"])
     moved = moved_verdicts(checks)
-    text = (f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to {budgets[-1]} "
-            f"epochs changed {len(moved)} of them")
-    if not moved:
-        return text + "."
-    gap = sum(gap_moved(check) for check in moved)
     seeds = checks[0]["gap_change"].pairs
-    parts = [f"{text}. In {gap} of the {len(moved)} the gap b − a itself moved beyond noise "
-             f"(the 95 % interval of its change over the seeds excludes 0)."]
-    if gap < len(moved):
-        parts.append(f"In the other {len(moved) - gap} the change is not distinguishable from "
-                     f"0, which does not show that the gap held: with {seeds} seeds that "
-                     f"interval still allows large moves, and a verdict can flip because the "
-                     f"width of its own interval is noisy. Those verdicts are unsettled at "
-                     f"{seeds} seeds.")
+    parts = [f"{len(checks)} verdicts; doubling the budget from {budgets[-2]} to {budgets[-1]} "
+             f"epochs changed {len(moved)} of them."]
+    if moved:
+        gap = sum(gap_moved(check) for check in moved)
+        parts.append(f"In {gap} of those {len(moved)} the gap b − a itself moved beyond noise "
+                     f"(the 95 % interval of its change over the seeds excludes 0).")
+        if gap < len(moved):
+            parts.append(f"In the other {len(moved) - gap} we cannot tell whether the gap moved: "
+                         f"with {seeds} seeds that interval is wide, and a verdict can flip "
+                         f"because the width of its own interval is noisy. Those verdicts are "
+                         f"unsettled.")
     everywhere, expected, chance = gap_moves_by_chance(checks)
     if not everywhere:
-        parts.append(f"Over all {len(checks)} verdicts no gap moved beyond noise.")
-    else:
-        parts.append(f"Over all {len(checks)} verdicts the gap moved beyond noise in "
-                     f"{everywhere}; if no gap moved, chance alone would give about "
-                     f"{expected:.1f}, and {everywhere} or more with probability {chance:.2f} "
-                     f"(counting the verdicts as independent, which they are not quite)"
-                     + (": more than chance explains, so the gaps still move." if chance < 0.05
-                        else ": weak evidence that the gaps still move."))
+        return " ".join(parts + [f"Over all {len(checks)} verdicts no gap moved beyond noise."])
+    parts.append(f"Over all {len(checks)} verdicts, {everywhere} gaps moved beyond noise, where "
+                 f"chance alone gives about {expected:.1f} (at least {everywhere} with "
+                 f"probability {chance:.2g}, counting the verdicts as independent, which they "
+                 f"are not: they share seeds and rungs).")
+    step, count = _busiest_step(checks)
+    if count > 1:
+        parts.append(f"{count} of the {everywhere} are in one step, {step}.")
+    parts.append("So the gaps still move." if chance < 0.05 else
+                 "That is weak evidence that the gaps still move.")
     return " ".join(parts)
+
+
+def _busiest_step(checks: list) -> tuple:
+    """(the step, at either encoder, whose gaps moved beyond noise most often, how often)."""
+    steps = Counter(check["contrast"].split(": ", 1)[-1] for check in checks if gap_moved(check))
+    return steps.most_common(1)[0] if steps else (None, 0)
 
 
 def moved_markdown(checks: list, distance_name: str = "distance") -> str:
@@ -215,23 +230,24 @@ PRIOR_STEPS_QX = {"a prior that depends on y": CONTRASTS[3], "the flow": CONTRAS
 # how the flow's gain in the distance stands when it does not hold through the longest budget
 UNHELD = {"only at the last budget": "appears only at the last budget",
           "at the last budget (on and off before)": "comes and goes across the budgets (it is "
-          "there at the last)",
-          "no longer": "appeared at a shorter budget and is within noise at the longest"}
+          "there at the last)"}
 
 
 def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
     """The ladder's answer in Markdown: how far the distance falls from N(0, I) to the
-    conditional Real NVP at q(z|x,y) at the longest budget; each prior step's share of that,
-    its paired difference, the kinds of its gains and its losses; which step takes the
-    largest part; whether the flow's own gain in the distance is settled; and, when the study
-    has the rungs at q(z|x), the same shares there."""
+    conditional Real NVP at q(z|x,y) at the longest budget; each prior step's share of that
+    (with the interval its paired difference gives), whether its gap still moves, the kinds of
+    its gains and its losses; which step takes the largest part; whether the flow's own gain in
+    the distance is settled; which rungs sit below the floor, and what that means; and, when
+    the study has the rungs at q(z|x), the same shares there."""
     last = at_budget(rows, max(row["epochs"] for row in rows))
     distances = {name: s["distance"][0] for name, s in summarize(last, ["distance"]).items()}
     span = distances["sigma_qxy"] - distances["sigma_cflow"]
+    floor = rows[0]["floor_distance"]
     lines = [f"At q(z|x,y) the ladder takes {distance_name} from "
              f"{distances['sigma_qxy']:.2f} (N(0, I)) to {distances['sigma_cflow']:.2f} "
              f"(the conditional Real NVP) at {last[0]['epochs']} epochs; the real-vs-real "
-             f"floor is {rows[0]['floor_distance']:.2f}."]
+             f"floor is {floor:.2f}."]
     # each step's share of the distance gained; none when the ladder gains nothing
     shares = {step: (distances[a] - distances[b]) / span if span > 0 else None
               for step, (_, a, b) in PRIOR_STEPS.items()}
@@ -242,27 +258,13 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
         worse = losses(checks, contrast, distance_name)
         if worse:
             found.append(f"worse at {last[0]['epochs']} epochs on {', '.join(worse)}")
-        d = distance_check(checks, contrast)["difference"]
-        share = "" if shares[step] is None else f"{shares[step]:.0%} of that "
-        lines.append(f"**{step.capitalize()}** ({a} → {b}): {share}"
-                     f"({distance_name} b − a = {d.mean:+.2f} ± {d.half_width:.2f}); "
-                     f"{'; '.join(found) or 'no gain'}.")
-    flow_kind = [kind for kind, names in gains(checks, CONTRASTS[1][0], distance_name).items()
-                 if distance_name in names]
-    if not flow_kind:
-        flow = f" The flow itself gains nothing in {distance_name}."
-    elif flow_kind[0] == "at every budget":
-        flow = f" The flow's own gain in {distance_name} is there at every budget."
-    elif flow_kind[0].endswith(" and after"):
-        flow = (f" The flow's own gain in {distance_name} holds {flow_kind[0]}, through the "
-                "last doubling of the budget.")
-    else:
-        flow = (f" The flow's own gain in {distance_name} {UNHELD[flow_kind[0]]}"
-                + (": it says how fast the flow model learns, not what it learns."
-                   if gap_moved(distance_check(checks, CONTRASTS[1][0])) else
-                   ", and the change of its gap between the last two budgets is not "
-                   "distinguishable from 0: these seeds do not settle whether the flow gains "
-                   "there."))
+        check = distance_check(checks, contrast)
+        d = check["difference"]
+        share, interval = _share(shares[step], d, span)
+        lines.append(f"**{step.capitalize()}** ({a} → {b}): {share}({interval}"
+                     f"{distance_name} b − a = {d.mean:+.2f} ± {d.half_width:.2f}); "
+                     f"{'; '.join(found) or 'no gain'}{_still_moving(check)}.")
+    flow = _flow_gain(checks, distance_name)
     if span > 0:
         leader = max(shares, key=shares.get)
         lines.append(f"So, on these data and at these budgets, the largest part of the distance "
@@ -270,24 +272,92 @@ def answer(checks: list, rows: list, distance_name: str = "distance") -> str:
     else:
         lines.append(f"So, on these data and at these budgets, the ladder does not lower "
                      f"{distance_name} at q(z|x,y), and no step has a share of a gain." + flow)
+    below = [name for name, value in distances.items() if value < floor]
+    if below:
+        lines.append(f"Below the floor sit {', '.join(below)}. The floor compares two sets of "
+                     f"real faces whose labels differ, while a model's samples are drawn for "
+                     f"the test images' own labels: below it, {distance_name} rewards samples "
+                     f"that match those labels more than it measures realism, so a gain there "
+                     f"says more about conditioning than about how real the faces look.")
     if {"sigma", "sigma_cond_qx", "sigma_flow_qx"} <= distances.keys():
         lines.append(_steps_at_qx(checks, distances, distance_name))
     return "\n\n".join(lines)
 
 
+def _share(share, difference, span: float) -> tuple:
+    """("N% of that ", "95 % interval lo% to hi%; "): a step's share of the distance the
+    ladder gains, and the shares its paired difference's interval allows; empty without a
+    gain."""
+    if share is None:
+        return "", ""
+    low, high = (-difference.mean - difference.half_width) / span, \
+        (-difference.mean + difference.half_width) / span
+    return f"{share:.0%} of that ", f"95 % interval {low:.0%} to {high:.0%}; "
+
+
+def _still_moving(check: dict) -> str:
+    """'; its gap still moved …' when doubling the last budget moved b − a beyond noise."""
+    if not gap_moved(check):
+        return ""
+    shorter, longer = list(check["orders"])[-2:]
+    return (f"; its gap still moved from {shorter} to {longer} epochs "
+            f"({check['previous'].mean:+.2f} → {check['difference'].mean:+.2f}), so its share "
+            f"is a snapshot, not a limit")
+
+
+def _flow_gain(checks: list, distance_name: str) -> str:
+    """Whether the flow's own gain in the distance at q(z|x,y) is settled, in a sentence."""
+    check = distance_check(checks, CONTRASTS[1][0])
+    kind = [kind for kind, names in gains(checks, CONTRASTS[1][0], distance_name).items()
+            if distance_name in names]
+    if not kind:
+        return f" The flow itself gains nothing in {distance_name}."
+    if kind[0] == "at every budget":
+        return f" The flow's own gain in {distance_name} is there at every budget."
+    if kind[0].endswith(" and after"):
+        return (f" The flow's own gain in {distance_name} holds {kind[0]}, through the last "
+                "doubling of the budget.")
+    if kind[0] == "no longer":
+        at = [str(epochs) for epochs, order in check["orders"].items() if order == 1]
+        text = (f" The flow's own gain in {distance_name} is resolved only at {', '.join(at)} "
+                f"epochs and within noise at the longest")
+    else:
+        text = f" The flow's own gain in {distance_name} {UNHELD[kind[0]]}"
+    return text + (": it says how fast the flow model learns, not what it learns."
+                   if gap_moved(check) else
+                   ", and the change of its gap between the last two budgets is not "
+                   "distinguishable from 0: these seeds do not settle whether the flow gains "
+                   "there.")
+
+
 def _steps_at_qx(checks: list, distances: dict, distance_name: str) -> str:
     """The prior's steps at q(z|x) in one paragraph: each one's share of the distance, its
-    paired difference and its verdict at the longest budget."""
+    paired difference and its verdict at the longest budget; and, where the flow's verdict
+    differs between the encoders while the encoder makes no difference at the flow prior,
+    that the intervals differ, not the gains."""
     span = distances["sigma"] - distances["sigma_flow_qx"]
     steps = []
     for step, (contrast, a, b) in PRIOR_STEPS_QX.items():
         d = distance_check(checks, contrast)["difference"]
-        share = f" takes {(distances[a] - distances[b]) / span:.0%} of that" if span > 0 else ""
-        steps.append(f"{step} ({a} → {b}){share} ({distance_name} b − a = {d.mean:+.2f} ± "
-                     f"{d.half_width:.2f}, {verdict_at_longest(checks, contrast, 'distance')})")
-    return (f"When the encoder does not see y, at q(z|x), the prior takes {distance_name} from "
+        share, interval = _share((distances[a] - distances[b]) / span if span > 0 else None,
+                                 d, span)
+        share = f" takes {share.strip()}" if share else ""
+        steps.append(f"{step} ({a} → {b}){share} ({interval}{distance_name} b − a = "
+                     f"{d.mean:+.2f} ± {d.half_width:.2f}, "
+                     f"{verdict_at_longest(checks, contrast, 'distance')})")
+    text = (f"When the encoder does not see y, at q(z|x), the prior takes {distance_name} from "
             f"{distances['sigma']:.2f} (N(0, I)) to {distances['sigma_flow_qx']:.2f} (the Real "
             f"NVP over a conditional Gaussian): " + "; ".join(steps) + ".")
+    at_qxy, at_qx = (distance_check(checks, CONTRASTS[i][0]) for i in (1, 4))
+    encoder = distance_check(checks, CONTRASTS[6][0])
+    last = list(at_qx["orders"])[-1]
+    if at_qxy["orders"][last] != at_qx["orders"][last] and encoder["orders"][last] == 0:
+        text += (f" The flow's gap in {distance_name} is {at_qxy['difference'].mean:+.2f} at "
+                 f"q(z|x,y) and {at_qx['difference'].mean:+.2f} at q(z|x), and the encoder "
+                 f"makes no difference beyond noise at the flow prior: the verdicts differ "
+                 f"because the intervals do, which is no evidence that the flow's gain depends "
+                 f"on the encoder.")
+    return text
 
 
 def verdict_at_longest(checks: list, contrast: str, column: str) -> str:
@@ -302,37 +372,51 @@ def verdict_at_longest(checks: list, contrast: str, column: str) -> str:
 
 
 def key_points(checks: list, falls: dict, distance_name: str = "distance") -> list:
-    """The ladder's key points: each prior step's verdict on the distance, the balanced
-    accuracy and bits/dim at the longest budget, and what doubling the budget changed."""
+    """The ladder's key points: each prior step's and each encoder contrast's verdicts at the
+    longest budget, and what doubling the budget changed."""
     budgets = list(checks[0]["orders"])
     points = []
-    for label, index in (("a prior that depends on y, against N(0, I)", 0),
-                         ("the flow, beyond a conditional Gaussian", 1),
-                         ("couplings that read y, beyond the flow", 2)):
-        words = {column: verdict_at_longest(checks, CONTRASTS[index][0], column)
-                 for column in ("distance", "balanced_accuracy", "bits_per_dim")}
-        points.append(f"At {budgets[-1]} epochs, {label}: {words['distance']} on "
-                      f"{distance_name}, {words['balanced_accuracy']} on balanced "
-                      f"accuracy, {words['bits_per_dim']} on bits/dim.")
+    for label, index in (("at q(z|x,y), a prior that depends on y, against N(0, I)", 0),
+                         ("at q(z|x,y), the flow, beyond a conditional Gaussian", 1),
+                         ("at q(z|x,y), couplings that read y, beyond the flow", 2),
+                         ("the encoder seeing y, q(z|x) → q(z|x,y), at N(0, I)", 5),
+                         ("the encoder seeing y, at the Real NVP prior", 6)):
+        mine = [c for c in checks if c["contrast"] == CONTRASTS[index][0]]
+        if not mine:
+            continue
+        text = f"At {budgets[-1]} epochs, {label}: {_sorted_verdicts(mine, distance_name)}"
+        if all(c["orders"][budgets[-1]] == 0 for c in mine):
+            d = distance_check(mine, CONTRASTS[index][0])["difference"]
+            text += (f" (an effect is not excluded, only bounded by the interval: "
+                     f"{distance_name} b − a = {d.mean:+.2f} ± {d.half_width:.2f})")
+        moved = [measure_name(c, distance_name) for c in mine if not c["stable"]]
+        if moved:
+            text += f"; doubling the budget changed the verdict on {', '.join(moved)}"
+        points.append(text + ".")
     moved, still, rising = moved_verdicts(checks), still_improving(falls), getting_worse(falls)
-    gaps = sum(gap_moved(check) for check in moved)
     everywhere, expected, chance = gap_moves_by_chance(checks)
+    step, count = _busiest_step(checks)
     text = (f"Doubling the training from {budgets[-2]} to {budgets[-1]} epochs changed "
-            f"{len(moved)} of the ladder's {len(checks)} verdicts; the gap itself moved beyond "
-            f"noise in {gaps} of those ({everywhere} over all {len(checks)}, where chance alone "
-            f"gives about {expected:.1f}), and the bits/dim fall on average for "
-            f"{len(falling_on_average(falls))} of {len(falls)} σ-rungs, beyond noise for "
-            f"{len(still)}" + (f", and rise beyond noise for {len(rising)}" if rising else ""))
-    if still or rising or chance < 0.05:
-        text += (f": the models still change at {budgets[-1]} epochs, so these answers are not "
-                 "yet at convergence" + (" (a likelihood that gets worse on the test images "
-                                         "is the models fitting their training images "
-                                         "closer)" if rising else "")
+            f"{len(moved)} of the ladder's {len(checks)} verdicts (the gap itself moved beyond "
+            f"noise in {sum(gap_moved(check) for check in moved)} of those). Over all "
+            f"{len(checks)}, {everywhere} gaps moved beyond noise, where chance alone gives "
+            f"about {expected:.1f}" + (f", {count} of them in the step {step}" if count > 1
+                                       else "")
+            + f". The bits/dim fall on average for {len(falling_on_average(falls))} of "
+            f"{len(falls)} σ-rungs, beyond noise for {len(still)}"
+            + (f", and rise beyond noise for {len(rising)}" if rising else "") + ".")
+    reasons = (["the gaps move more than chance explains"] * (chance < 0.05)
+               + ["likelihoods still improve"] * bool(still)
+               + ["likelihoods get worse on the test images, the models fitting their "
+                  "training images closer"] * bool(rising))
+    if reasons:
+        text += (f" So the models still change at {budgets[-1]} epochs ({'; '.join(reasons)}): "
+                 "these answers are not yet at convergence"
                  + (", and the verdicts that moved are unsettled." if moved else "."))
     elif moved:
-        text += (": no change beyond noise and chance, but the verdicts that moved are "
+        text += (" No change beyond noise and chance, but the verdicts that moved are "
                  "unsettled at these seeds; more seeds would settle them.")
     else:
-        text += ": the answers no longer move."
+        text += " The answers no longer move."
     points.append(text)
     return points
