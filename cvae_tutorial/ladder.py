@@ -57,6 +57,7 @@ MEASURES = (
     ("distance", True, "distance", ".2f"),
     ("balanced_accuracy", False, "balanced accuracy", ".3f"),
     ("flip_rate", False, "flip rate", ".3f"),
+    ("precision", False, "precision", ".3f"),
     ("recall", False, "recall", ".3f"),
     ("prior_hole", True, "prior hole", ".3f"),
 )
