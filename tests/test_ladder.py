@@ -117,9 +117,10 @@ def test_the_likelihood_falls_between_the_two_longest_budgets():
     assert falls["sigma_qxy"].mean == pytest.approx(0.1)  # 12 epochs minus 24: a fall
     assert ladder.still_improving(falls) == ["sigma_qxy"]
     assert ladder_report.falls_sentence(falls, [6, 12, 24]) == (
-        "bits/dim from 12 to 24 epochs: the mean fall (a negative one is a rise) runs from "
-        "0.000 to 0.100 across the σ-rungs, 1 of 2 fall on average; the fall's 95 % interval "
-        "lies above 0 for 1 of them (sigma_qxy): their likelihoods are still improving")
+        "From 12 to 24 epochs the σ-rungs' bits/dim improve by +0.000 to +0.100 on average "
+        "over the seeds (a negative value is a worsening); 1 of 2 improve on average, and the "
+        "improvement's 95 % interval lies above 0 for 1 of them (sigma_qxy): their "
+        "likelihoods are still improving")
     flat = ladder.likelihood_falls(rows, ["sigma_cond"])
     # no fall shown is not a likelihood shown to have stopped improving
     assert ladder_report.falls_sentence(flat, [6, 12, 24]).endswith(
@@ -129,9 +130,10 @@ def test_the_likelihood_falls_between_the_two_longest_budgets():
             row["bits_per_dim"] += 0.2
     risen = ladder.likelihood_falls(rows, ["sigma_qxy", "sigma_cond"])
     assert ladder_report.falls_sentence(risen, [6, 12, 24]).endswith(
-        "runs from -0.200 to 0.100 across the σ-rungs, 1 of 2 fall on average; the fall's 95 % "
-        "interval lies above 0 for 1 of them (sigma_qxy): their likelihoods are still "
-        "improving; it lies below 0, a likelihood getting worse, for sigma_cond")
+        "improve by -0.200 to +0.100 on average over the seeds (a negative value is a "
+        "worsening); 1 of 2 improve on average, and the improvement's 95 % interval lies "
+        "above 0 for 1 of them (sigma_qxy): their likelihoods are still improving; it lies "
+        "below 0, a likelihood getting worse, for sigma_cond")
 
 
 def test_the_per_seed_table_marks_a_missing_seed():

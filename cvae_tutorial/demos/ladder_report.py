@@ -86,10 +86,11 @@ def falls_sentence(falls: dict, budgets) -> str:
     above 0 (still improving) or below it (getting worse)."""
     still, rising = still_improving(falls), getting_worse(falls)
     means = [fall.mean for fall in falls.values()]
-    text = (f"bits/dim from {budgets[-2]} to {budgets[-1]} epochs: the mean fall (a negative one "
-            f"is a rise) runs from {min(means):.3f} to {max(means):.3f} across the σ-rungs, "
-            f"{len(falling_on_average(falls))} of {len(falls)} fall on average; the fall's "
-            f"95 % interval lies above 0 for {len(still)} of them")
+    text = (f"From {budgets[-2]} to {budgets[-1]} epochs the σ-rungs' bits/dim improve by "
+            f"{min(means):+.3f} to {max(means):+.3f} on average over the seeds (a negative "
+            f"value is a worsening); {len(falling_on_average(falls))} of {len(falls)} improve "
+            f"on average, and the improvement's 95 % interval lies above 0 for {len(still)} "
+            f"of them")
     text += (f" ({', '.join(still)}): their likelihoods are still improving" if still else
              ": no fall is distinguishable from 0 at these seeds")
     if rising:
