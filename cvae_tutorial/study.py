@@ -23,9 +23,9 @@ import functools
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
-import queue
 import shlex
 import shutil
 import signal
@@ -141,8 +141,7 @@ def train_in_processes(jobs: int, models, seeds, budgets, load_data, out_dir,
     waiting = [(name, seed) for seed in seeds for name in models]
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # a forked child would inherit torch's threads
-    reports = context.Queue()  # from the processes: 1 for each epoch done, or an error's line
-    running = {}
+    running = {}  # process -> (its run, the end of its pipe this process reads)
     todo = sum(budgets[-1] - epochs_trained(out_dir, name, seed, budgets)
                for name, seed in waiting)
     try:
@@ -151,72 +150,64 @@ def train_in_processes(jobs: int, models, seeds, budgets, load_data, out_dir,
             while waiting or running:
                 while waiting and len(running) < jobs:
                     name, seed = waiting.pop(0)
+                    # a pipe each: a process stopped mid-write can block no other one, as it
+                    # could on a queue they share (its lock held by the stopped writer)
+                    reader, writer = context.Pipe(duplex=False)
                     process = context.Process(target=_train_run, args=(
-                        name, seed, budgets, load_data, out_dir, settings, threads, reports))
+                        name, seed, budgets, load_data, out_dir, settings, threads, writer))
                     process.start()
-                    running[process] = f"{name}, seed {seed}"
-                epochs, errors = _drain(reports, wait=1.0)
-                bar.update(epochs)
-                if errors:
-                    raise ChildProcessError(errors[0])
-                for process in [p for p in running if p.exitcode is not None]:
-                    run = running.pop(process)
-                    if process.exitcode:
-                        epochs, errors = _drain(reports, wait=0.0)  # its last words, if any
-                        bar.update(epochs)
-                        # none: killed, or a bug (its traceback above)
-                        raise ChildProcessError(errors[0] if errors else
-                                                f"the process training {run} ended with exit "
-                                                f"code {process.exitcode}; its last checkpoint "
-                                                f"is whole: rerun the study to resume it")
-            bar.update(_drain(reports, wait=0.0)[0])
+                    writer.close()  # the child's copy is the only one: its end is our EOF
+                    running[process] = (f"{name}, seed {seed}", reader)
+                readers = {reader: process for process, (_, reader) in running.items()}
+                for reader in multiprocessing.connection.wait(list(readers), timeout=1.0):
+                    process = readers[reader]
+                    try:
+                        message = reader.recv()  # 1 for each epoch done, or an error's line
+                    except EOFError:  # the process ended, having said all it had to
+                        process.join()
+                        run, _ = running.pop(process)
+                        reader.close()
+                        if process.exitcode:  # killed, or a bug (its traceback above)
+                            raise ChildProcessError(
+                                f"the process training {run} ended with exit code "
+                                f"{process.exitcode}; its last checkpoint is whole: rerun the "
+                                f"study to resume it") from None
+                        continue
+                    if isinstance(message, str):
+                        raise ChildProcessError(message)
+                    bar.update(message)
     finally:
         for process in running:
             process.terminate()  # SIGTERM: the run ends through its cleanup
-        for process in running:
+        for process, (_, reader) in running.items():
             process.join()
+            reader.close()
 
 
-def _train_run(name, seed, budgets, load_data, out_dir, settings, threads, reports) -> None:
+def _train_run(name, seed, budgets, load_data, out_dir, settings, threads, report) -> None:
     """One process's run: ``threads`` torch threads, Ctrl-C left to the parent (which stops
-    every process with SIGTERM); each epoch it finishes puts a 1 into ``reports``, an error its
-    line."""
+    every process with SIGTERM); each epoch it finishes sends a 1 through ``report``, an
+    error its line."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     last = []  # the epoch of the last step
 
     def count(epoch, step, indices):
         if last and last[0] != epoch:
-            reports.put(1)
+            report.send(1)
         last[:] = [epoch]
     try:
         train_ladder([name], [seed], budgets, *load_data(), out_dir, progress=False,
                      on_batch=count, **settings)
     except KeyboardInterrupt as stop:  # SIGTERM (signals.sigterm_as_interrupt)
-        reports.put(f"the run of {name}, seed {seed} was stopped ({stop}); its checkpoint is "
+        report.send(f"the run of {name}, seed {seed} was stopped ({stop}); its checkpoint is "
                     f"whole: rerun the study to resume it")
         sys.exit(1)
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError, OSError) as error:
-        reports.put(str(error))
+        report.send(str(error))
         sys.exit(1)
     if last:
-        reports.put(1)
-
-
-def _drain(reports, wait: float) -> tuple:
-    """(epochs done, error lines) that ``reports`` holds, taken out, waiting up to ``wait`` s
-    for the first."""
-    epochs, errors = 0, []
-    try:
-        item = reports.get(timeout=wait) if wait else reports.get_nowait()
-        while True:
-            if isinstance(item, str):
-                errors.append(item)
-            else:
-                epochs += item
-            item = reports.get_nowait()
-    except queue.Empty:
-        return epochs, errors
+        report.send(1)
 
 
 def epochs_trained(out_dir, name: str, seed: int, budgets) -> int:
