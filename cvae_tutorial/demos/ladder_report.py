@@ -49,7 +49,7 @@ def contrast_finding(checks: list, contrast: str, distance_name: str = "distance
     if not mine:
         return f"{contrast}: not measured."
     last = list(mine[0]["orders"])[-1]
-    moved = [measure_name(c, distance_name) for c in mine if not c["stable"]]
+    moved = [measure_name(c, distance_name) for c in moved_verdicts(mine)]
     stability = (f"doubling the budget changed the verdict on {', '.join(moved)}" if moved
                  else "no verdict changed when the budget doubled")
     a, b = mine[0]["a"], mine[0]["b"]
@@ -390,7 +390,7 @@ def key_points(checks: list, falls: dict, distance_name: str = "distance") -> li
             d = distance_check(mine, CONTRASTS[index][0])["difference"]
             text += (f" (an effect is not excluded, only bounded by the interval: "
                      f"{distance_name} b − a = {d.mean:+.2f} ± {d.half_width:.2f})")
-        moved = [measure_name(c, distance_name) for c in mine if not c["stable"]]
+        moved = [measure_name(c, distance_name) for c in moved_verdicts(mine)]
         if moved:
             text += f"; doubling the budget changed the verdict on {', '.join(moved)}"
         points.append(text + ".")
